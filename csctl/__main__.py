@@ -1,0 +1,3 @@
+from csctl.cli import main
+
+main()

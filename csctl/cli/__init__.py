@@ -1,0 +1,93 @@
+"""csctl's command line: a root group and one module per subcommand."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from csctl import __version__
+from csctl.cli.app import Application
+from csctl.console import Console
+from csctl.errors import CsctlError, ExitCode
+
+DEFAULT_CONFIG = "/etc/csctl/csctl.toml"
+
+# name -> module under csctl.cli; each module defines a click command named `command`.
+SUBCOMMANDS = {
+    "config": "config_cmd",
+    "demand": "demand",
+}
+
+
+class CsctlGroup(click.Group):
+    """Loads subcommand modules on demand and turns CsctlErrors into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module = __import__(f"csctl.cli.{SUBCOMMANDS[name]}", fromlist=["command"])
+        command: click.Command = module.command
+        return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CsctlError as exc:
+            app = ctx.find_object(Application)
+            if app is not None and app.debug:
+                raise
+            console = app.console if app else Console()
+            problems = getattr(exc, "problems", None)
+            for line in problems or [exc.message]:
+                console.error(line)
+            if exc.hint:
+                console.err.print(f"hint: {exc.hint}", markup=False)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+
+
+@click.group(cls=CsctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), envvar="CSCTL_CONFIG",
+    default=DEFAULT_CONFIG, show_default=True, show_envvar=True,
+    help="Configuration file.",
+)
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("--debug", is_flag=True, envvar="CSCTL_DEBUG", help="Show tracebacks and debug logs.")
+@click.version_option(__version__, "--version", prog_name="csctl")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: Path, verbose: int, quiet: bool, json_output: bool, debug: bool
+) -> None:
+    """csctl: boot cloud VMs for idle HTCondor jobs, and retire them when done.
+
+    Each subcommand rebuilds its view of the world from the pool and the clouds;
+    nothing is kept between runs but a small state directory.
+
+    \b
+    Example:
+      csctl --config /etc/csctl/csctl.toml demand --explain
+    """
+    verbosity = -1 if quiet else verbose
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    console = Console(verbosity=verbosity, json_output=json_output)
+    ctx.obj = Application(config_path=config_path, console=console, debug=debug)
+
+
+def main() -> None:
+    """Entry point of the ``csctl`` script."""
+    cli(prog_name="csctl")

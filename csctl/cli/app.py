@@ -1,0 +1,47 @@
+"""The application object every command receives: options, console, configuration."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from csctl.console import Console
+
+if TYPE_CHECKING:
+    from csctl.config import Config
+
+
+class Application:
+    """State of one csctl invocation, built by the root command."""
+
+    def __init__(self, config_path: Path, console: Console, debug: bool) -> None:
+        self.config_path = config_path
+        self.console = console
+        self.debug = debug
+
+    @cached_property
+    def config(self) -> Config:
+        """The configuration, loaded and validated on first use."""
+        from csctl.config import load_config
+
+        return load_config(self.config_path)
+
+
+pass_app = click.make_pass_decorator(Application)
+
+
+def json_option(f):  # type: ignore[no-untyped-def]
+    """``--json``: machine-readable output on stdout (also accepted before the command)."""
+
+    def _set(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        app = ctx.find_object(Application)
+        if value and app is not None:
+            app.console.json_output = True
+
+    return click.option(
+        "--json", "json_output", is_flag=True, expose_value=False, callback=_set,
+        help="Print machine-readable JSON on stdout.",
+    )(f)

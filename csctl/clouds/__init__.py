@@ -1,0 +1,1 @@
+"""Cloud drivers behind one small interface (see base.py)."""

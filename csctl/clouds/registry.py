@@ -1,0 +1,48 @@
+"""Built-in cloud drivers plus third-party ones from the ``csctl.clouds.v1`` entry points.
+
+A driver module (or entry-point target) provides ``Settings`` (a pydantic model of
+the driver's own configuration keys, extra keys forbidden) and ``Driver``
+(``Driver(name, settings, config) -> Cloud``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from pydantic import BaseModel
+
+from csctl.errors import ConfigError
+
+ENTRY_POINT_GROUP = "csctl.clouds.v1"
+
+BUILTIN_DRIVERS = {
+    "ec2": "csctl.clouds.ec2",
+    "local": "csctl.clouds.local",
+    "openstack": "csctl.clouds.openstack",
+}
+
+
+def _plugin_drivers() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_drivers() -> dict[str, str]:
+    """Driver name -> module path; built-ins win over plugins of the same name."""
+    return {**_plugin_drivers(), **BUILTIN_DRIVERS}
+
+
+def driver_module(name: str) -> ModuleType:
+    """Import the module of driver ``name``; ConfigError naming the known drivers if unknown."""
+    drivers = known_drivers()
+    if name not in drivers:
+        known = ", ".join(sorted(drivers))
+        raise ConfigError([f'unknown driver "{name}" (known: {known})'])
+    return importlib.import_module(drivers[name].split(":")[0])
+
+
+def driver_settings_model(name: str) -> type[BaseModel]:
+    """The pydantic model validating driver ``name``'s own configuration keys."""
+    settings: type[BaseModel] = driver_module(name).Settings
+    return settings
