@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 # Tag / metadata keys csctl writes on every instance it boots.
@@ -22,7 +22,7 @@ TAG_CLOUD = "csctl-cloud"
 TAG_BOOTED = "csctl-booted"
 
 
-class VMState(str, Enum):
+class VMState(StrEnum):
     """Provider states, normalised."""
 
     BOOTING = "booting"

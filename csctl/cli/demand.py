@@ -1,0 +1,94 @@
+"""``csctl demand``: what the queue needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from csctl.cli.app import Application, json_option, pass_app
+from csctl.errors import ExitCode, InputError
+
+
+@click.command("demand")
+@click.option(
+    "--from-file", type=click.Path(path_type=Path, dir_okay=False),
+    help="Read idle jobs from a `condor_q -json` file instead of the pool's schedds.",
+)
+@click.option("--explain", is_flag=True, help="Say why each job no VM type can serve is left out.")
+@json_option
+@pass_app
+def command(app: Application, from_file: Path | None, explain: bool) -> None:
+    """Show which VMs the idle jobs need, minus what is already booting or has room.
+
+    Jobs are grouped by identical attributes and matched HTCondor's way: each job's
+    Requirements is evaluated against the ad a VM of each configured type would have.
+    Cloud Scheduler attributes (+VMType, +VMMem, +VMCPUCores, +VMStorage, +TargetClouds,
+    +VMAMI, ...) and RequestCpus/RequestMemory/RequestDisk are both honoured.
+
+    \b
+    Examples:
+      csctl demand
+      csctl demand --explain
+      condor_q -json > jobs.json; csctl demand --from-file jobs.json --json
+    """
+    from csctl.core.demand import compute_demand
+    from csctl.core.supply import supply_from_slots
+
+    config = app.config
+    errors: list[str] = []
+    if from_file is not None:
+        groups, supply = _read_file(from_file), []
+    else:
+        from csctl.pool.htcondor import HTCondorPool
+
+        pool = HTCondorPool(config.pool)
+        snapshot = pool.idle_jobs()
+        groups, errors = snapshot.groups, snapshot.errors
+        supply = supply_from_slots(pool.csctl_slots())
+    demand = compute_demand(groups, supply, config)
+    demand.warnings[:0] = errors
+    _render(app, demand, explain)
+    if errors:
+        raise click.exceptions.Exit(int(ExitCode.PARTIAL))
+
+
+def _read_file(path: Path):  # type: ignore[no-untyped-def]
+    from csctl.core.queue import read_snapshot
+
+    try:
+        return read_snapshot(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read job snapshot: {exc}") from None
+
+
+def _render(app: Application, demand, explain: bool) -> None:  # type: ignore[no-untyped-def]
+    console = app.console
+    if console.json_output:
+        from dataclasses import asdict
+
+        console.print_json({**asdict(demand), "vms_needed": demand.vms_needed})
+        return
+    for warning in demand.warnings:
+        console.warn(warning)
+    rows = [
+        (r.vm_type, ", ".join(r.clouds), r.idle_jobs, r.jobs_on_existing, r.vms_booting,
+         r.vms_with_room, r.vms_needed)
+        for r in demand.requirements
+    ]
+    columns = ["VM type", "clouds", "idle jobs", "on existing", "booting", "with room", "needed"]
+    if rows:
+        console.table(None, columns, rows)
+    served = demand.idle_jobs - sum(r.jobs for r in demand.rejected)
+    console.result(
+        f"{demand.idle_jobs} idle jobs: {served} servable, {demand.vms_needed} new VMs needed"
+    )
+    rejected = sum(r.jobs for r in demand.rejected)
+    if rejected and not explain:
+        console.result(f"{rejected} jobs no VM type can serve (see --explain)")
+    if explain:
+        for r in demand.rejected:
+            ids = ", ".join(r.job_ids) + (" ..." if r.jobs > len(r.job_ids) else "")
+            console.result(f"{r.jobs} job(s) of {r.owner} ({ids}):")
+            for reason in r.reasons:
+                console.result(f"  - {reason}")

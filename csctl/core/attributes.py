@@ -1,0 +1,14 @@
+"""Names of the attributes a csctl VM's startd advertises (STARTD_ATTRS).
+
+The contextualization writes them, the synthetic machine ads of demand use them,
+and reconciliation joins startd ads to cloud instances on ``CsctlId``.
+"""
+
+CSCTL_ID = "CsctlId"
+CSCTL_POOL = "CsctlPool"
+CSCTL_TYPE = "CsctlType"
+CSCTL_CLOUD = "CsctlCloud"
+# Cloud Scheduler's own name for the VM type, which existing job files test:
+# Requirements = VMType =?= "pandacernvm"
+VM_TYPE = "VMType"
+CLOUD_NAME = "CloudName"

@@ -1,0 +1,276 @@
+"""Demand: idle jobs grouped into VM requirements, minus what is already coming.
+
+``compute_demand`` is pure: job groups (autoclusters) + supply + configuration in,
+a ``Demand`` out. Reading the queue is the pool adapter's job; see csctl/pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from csctl.config import Config
+from csctl.core.jobs import SIGNIFICANT_ATTRS, JobNeeds, JobProblem, read_needs
+from csctl.core.matching import (
+    KB_PER_GB,
+    Candidate,
+    Matcher,
+    Unservable,
+    evaluated_attributes,
+    unknown_target_clouds,
+)
+
+SCHEMA = "csctl.demand/1"
+
+
+@dataclass
+class JobGroup:
+    """Idle jobs with identical significant attributes (an autocluster), evaluated once."""
+
+    ad: Any  # a classad2.ClassAd of one member
+    count: int
+    sample_ids: list[str]
+    schedd: str = ""
+    problem: JobProblem | None = None  # set when the ad itself could not be read
+
+
+@dataclass(frozen=True)
+class SupplyVM:
+    """Room csctl already has: a VM still booting (full capacity) or free resources on a
+    joined VM's partitionable slot."""
+
+    csctl_id: str
+    vm_type: str
+    cloud: str
+    cpus: int
+    memory: int
+    disk_kb: int
+    booting: bool
+
+
+@dataclass
+class VMRequirement:
+    """New VMs needed of one type, bootable on ``clouds``, with the jobs' VM wishes."""
+
+    vm_type: str
+    clouds: list[str]
+    idle_jobs: int = 0
+    jobs_on_existing: int = 0
+    vms_needed: int = 0
+    vms_booting: int = 0
+    vms_with_room: int = 0
+    images: dict[str, str] = field(default_factory=dict)
+    instance_types: dict[str, str] = field(default_factory=dict)
+    max_price: float | None = None
+    keep_alive_minutes: int | None = None
+    high_priority: bool = False
+    owners: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rejected:
+    """Jobs csctl cannot serve, with why (one line per reason)."""
+
+    jobs: int
+    job_ids: list[str]
+    owner: str
+    reasons: list[str]
+
+
+@dataclass
+class Demand:
+    """What the queue needs. ``schema`` versions the JSON form ``boot`` reads."""
+
+    requirements: list[VMRequirement]
+    rejected: list[Rejected]
+    idle_jobs: int
+    schema: str = SCHEMA
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def vms_needed(self) -> int:
+        return sum(r.vms_needed for r in self.requirements)
+
+
+# -- packing -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Bin:
+    cpus: int
+    memory: int
+    disk_kb: int
+    supply: SupplyVM | None = None
+    used: bool = False
+
+    def fits(self, cpus: int, memory: int, disk_kb: int) -> int:
+        """How many slots of this size fit in the room left."""
+        counts = [self.cpus // cpus]
+        if memory:
+            counts.append(self.memory // memory)
+        if disk_kb:
+            counts.append(self.disk_kb // disk_kb)
+        return max(0, min(counts))
+
+    def take(self, n: int, cpus: int, memory: int, disk_kb: int) -> None:
+        self.cpus -= n * cpus
+        self.memory -= n * memory
+        self.disk_kb -= n * disk_kb
+        self.used = True
+
+
+def _slot(needs: JobNeeds, vm: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The room one job takes on a VM of size ``vm`` (cpus, MB, KB)."""
+    if needs.whole_vm:
+        return vm
+    return needs.cpus, needs.memory, needs.disk_kb
+
+
+def _pack(
+    shapes: Sequence[tuple[tuple[int, int, int], int]],
+    vm: tuple[int, int, int],
+    existing: list[_Bin],
+) -> tuple[int, int]:
+    """First-fit-decreasing of ``(slot, count)`` shapes onto existing bins, then new VMs.
+
+    Returns (jobs placed on existing bins, new VMs opened). Whole new VMs are
+    filled arithmetically, so the cost is per shape and bin, never per job.
+    """
+    on_existing = 0
+    opened: list[_Bin] = []
+    new_vms = 0
+    for (cpus, memory, disk_kb), count in sorted(shapes, key=lambda s: s[0], reverse=True):
+        left = count
+        for bin_ in (*existing, *opened):
+            if left == 0:
+                break
+            n = min(left, bin_.fits(cpus, memory, disk_kb))
+            if n:
+                bin_.take(n, cpus, memory, disk_kb)
+                left -= n
+                if bin_.supply is not None:
+                    on_existing += n
+        if left == 0:
+            continue
+        per_vm = _Bin(*vm).fits(cpus, memory, disk_kb)
+        full, rest = divmod(left, per_vm)
+        new_vms += full + (1 if rest else 0)
+        if rest:
+            partial = _Bin(*vm)
+            partial.take(rest, cpus, memory, disk_kb)
+            opened.append(partial)
+    return on_existing, new_vms
+
+
+# -- the computation ---------------------------------------------------------------------
+
+
+@dataclass
+class _Served:
+    needs: JobNeeds
+    candidate: Candidate
+    group: JobGroup
+
+
+def _requirement_key(s: _Served) -> tuple[Any, ...]:
+    clouds = s.candidate.clouds
+    images = tuple((c, s.needs.image_for(c) or "") for c in clouds)
+    flavors = tuple((c, s.needs.instance_type_for(c) or "") for c in clouds)
+    return (s.candidate.vm_type, clouds, images, flavors, s.needs.max_price)
+
+
+def _owner(group: JobGroup) -> str:
+    owner = group.ad.get("Owner") if group.ad is not None else None
+    return owner if isinstance(owner, str) else "?"
+
+
+def classify(
+    groups: Iterable[JobGroup], config: Config
+) -> tuple[list[_Served], list[Rejected], list[str]]:
+    """Split job groups into served (with their VM type) and rejected (with reasons)."""
+    matcher = Matcher(config)
+    served: list[_Served] = []
+    rejected: list[Rejected] = []
+    warnings: list[str] = []
+    for group in groups:
+        problem = group.problem or _read_group(group)
+        if isinstance(problem, JobProblem):
+            reason = f"{problem.attribute}: {problem.message}"
+            rejected.append(Rejected(group.count, group.sample_ids, _owner(group), [reason]))
+            continue
+        needs = problem
+        unknown = unknown_target_clouds(config, needs)
+        if unknown and len(unknown) < len(needs.target_clouds or ()):
+            ids = ", ".join(group.sample_ids[:3])
+            warnings.append(f"job {ids}: TargetClouds names unknown cloud(s) {', '.join(unknown)}")
+        choice = matcher.choose(group.ad, needs)
+        if isinstance(choice, Unservable):
+            rejected.append(
+                Rejected(group.count, group.sample_ids, _owner(group), list(choice.reasons))
+            )
+        else:
+            served.append(_Served(needs, choice, group))
+    return served, rejected, warnings
+
+
+def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
+    values = evaluated_attributes(group.ad, SIGNIFICANT_ATTRS)
+    if isinstance(values, str):
+        return JobProblem(values, "evaluates to ERROR")
+    return read_needs(values)
+
+
+def compute_demand(
+    groups: Iterable[JobGroup], supply: Iterable[SupplyVM], config: Config
+) -> Demand:
+    """What the queue needs: VM requirements per type and clouds, after using ``supply``.
+
+    Supply (booting VMs, free room on joined ones) is consumed first, high-priority
+    requirements before the others; the rest is packed onto new VMs of the type.
+    """
+    served, rejected, warnings = classify(groups, config)
+    by_key: dict[tuple[Any, ...], list[_Served]] = {}
+    for s in served:
+        by_key.setdefault(_requirement_key(s), []).append(s)
+    bins = [
+        _Bin(vm.cpus, vm.memory, vm.disk_kb, supply=vm)
+        for vm in sorted(supply, key=lambda v: (not v.booting, v.csctl_id))
+    ]
+    requirements = []
+    order = sorted(by_key.values(), key=lambda m: not any(s.needs.high_priority for s in m))
+    for members in order:
+        requirements.append(_requirement(members, bins, config))
+    idle = sum(s.group.count for s in served) + sum(r.jobs for r in rejected)
+    return Demand(requirements, rejected, idle, warnings=warnings)
+
+
+def _requirement(members: list[_Served], bins: list[_Bin], config: Config) -> VMRequirement:
+    first = members[0]
+    type_name, clouds = first.candidate.vm_type, first.candidate.clouds
+    vm_type = config.vm_types[type_name]
+    vm = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
+    mine = [
+        b for b in bins
+        if b.supply is not None and b.supply.vm_type == type_name and b.supply.cloud in clouds
+    ]
+    used_before = {id(b) for b in mine if b.used}
+    shapes = [(_slot(s.needs, vm), s.group.count) for s in members]
+    on_existing, new_vms = _pack(shapes, vm, mine)
+    touched = [b for b in mine if b.used and id(b) not in used_before]
+    keep_alives = [s.needs.keep_alive_minutes for s in members if s.needs.keep_alive_minutes]
+    return VMRequirement(
+        vm_type=type_name,
+        clouds=list(clouds),
+        idle_jobs=sum(s.group.count for s in members),
+        jobs_on_existing=on_existing,
+        vms_needed=new_vms,
+        vms_booting=sum(1 for b in touched if b.supply and b.supply.booting),
+        vms_with_room=sum(1 for b in touched if b.supply and not b.supply.booting),
+        images={c: i for c in clouds if (i := first.needs.image_for(c))},
+        instance_types={c: i for c in clouds if (i := first.needs.instance_type_for(c))},
+        max_price=first.needs.max_price,
+        keep_alive_minutes=max(keep_alives) if keep_alives else None,
+        high_priority=any(s.needs.high_priority for s in members),
+        owners=sorted({_owner(s.group) for s in members}),
+    )

@@ -1,0 +1,215 @@
+"""What a job asks of a VM, read from its ClassAd in both dialects.
+
+Cloud Scheduler attributes (``+VMType``, ``+VMMem``, ``+VMCPUCores``, ...) arrive as
+strings or numbers; both are accepted. Modern ``RequestCpus``/``RequestMemory``/
+``RequestDisk`` are evaluated in the job's own context. Garbage becomes a
+``JobProblem`` for that job, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Attributes fetched from the schedd (the projection). Everything a job's slot size,
+# VM wish or Requirements commonly refers to; ids are fetched for reporting only.
+ID_ATTRS = ("ClusterId", "ProcId")
+SIGNIFICANT_ATTRS = (
+    "Owner",
+    "Requirements",
+    "RequestCpus",
+    "RequestMemory",
+    "RequestDisk",
+    "MemoryUsage",
+    "ImageSize",
+    "DiskUsage",
+    "ExecutableSize",
+    "FileSystemDomain",
+    "JobUniverse",
+    "WantDocker",
+    "VMType",
+    "VMName",
+    "VMLoc",
+    "VMAMI",
+    "VMMem",
+    "VMCPUCores",
+    "VMStorage",
+    "TargetClouds",
+    "VMInstanceType",
+    "VMKeepAlive",
+    "VMMaximumPrice",
+    "VMJobPerCore",
+    "VMHighPriority",
+)
+PROJECTION = ID_ATTRS + SIGNIFICANT_ATTRS
+
+
+@dataclass(frozen=True)
+class JobProblem:
+    """A job (group) csctl cannot serve because of its own attributes."""
+
+    attribute: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobNeeds:
+    """What one job (every job of an autocluster) asks for.
+
+    ``cpus``/``memory``/``disk_kb`` is the slot the job occupies on a VM; the
+    ``vm_*`` minimums describe the VM it wants. ``whole_vm`` is Cloud Scheduler's
+    ``VMJobPerCore = False``: one job per VM.
+    """
+
+    cpus: int
+    memory: int
+    disk_kb: int
+    vm_type: str | None = None
+    vm_cpus: int = 0
+    vm_memory: int = 0
+    vm_storage_gb: int = 0
+    target_clouds: tuple[str, ...] | None = None
+    images: tuple[tuple[str, str], ...] = ()
+    instance_types: tuple[tuple[str, str], ...] = ()
+    keep_alive_minutes: int | None = None
+    max_price: float | None = None
+    whole_vm: bool = False
+    high_priority: bool = False
+
+    def image_for(self, cloud: str) -> str | None:
+        """The image the job names for ``cloud`` ('*' applies to every cloud), if any."""
+        return _per_cloud(self.images, cloud)
+
+    def instance_type_for(self, cloud: str) -> str | None:
+        """The instance type/flavor the job names for ``cloud``, if any."""
+        return _per_cloud(self.instance_types, cloud)
+
+
+def _per_cloud(pairs: tuple[tuple[str, str], ...], cloud: str) -> str | None:
+    mapping = dict(pairs)
+    return mapping.get(cloud, mapping.get("*"))
+
+
+class _Bad(Exception):
+    def __init__(self, attribute: str, message: str) -> None:
+        self.problem = JobProblem(attribute, message)
+
+
+def _shown(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _number(attribute: str, value: Any, unit: str, minimum: float = 0) -> float | None:
+    """A number from a literal int/float or a numeric string; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _Bad(attribute, f"expected a number{unit}, got {value}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise _Bad(attribute, f"expected a number{unit}, got {_shown(value)}") from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Bad(attribute, f"expected a number{unit}, got {_shown(value)}")
+    if value < minimum:
+        raise _Bad(attribute, f"expected a number{unit} >= {minimum:g}, got {value:g}")
+    return float(value)
+
+
+def _whole(attribute: str, value: Any, unit: str = "", minimum: int = 0) -> int | None:
+    number = _number(attribute, value, unit, minimum)
+    return None if number is None else math.ceil(number)
+
+
+def _flag(attribute: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    if isinstance(value, int):
+        return value != 0
+    raise _Bad(attribute, f"expected true or false, got {_shown(value)}")
+
+
+def _text(attribute: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Bad(attribute, f"expected a string, got {_shown(value)}")
+    return value.strip() or None
+
+
+def _names(attribute: str, value: Any) -> tuple[str, ...] | None:
+    text = _text(attribute, value)
+    if text is None:
+        return None
+    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+def _cloud_map(attribute: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """``"ami-1"`` (every cloud) or ``"FGHotel:img-1,Hermes:ami-2"`` (per cloud)."""
+    text = _text(attribute, value)
+    if text is None:
+        return ()
+    pairs = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        cloud, sep, name = item.partition(":")
+        if not sep:
+            pairs.append(("*", item))
+        elif not cloud.strip() or not name.strip():
+            raise _Bad(attribute, f'expected "image" or "cloud:image,...", got "{text}"')
+        else:
+            pairs.append((cloud.strip(), name.strip()))
+    return tuple(pairs)
+
+
+def _images(a: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """VMAMI (per-cloud syntax allowed) wins over VMLoc (one image URL for every cloud)."""
+    images = _cloud_map("VMAMI", a.get("VMAMI"))
+    location = _text("VMLoc", a.get("VMLoc"))
+    if not images and location:
+        images = (("*", location),)
+    return images
+
+
+def read_needs(attrs: Mapping[str, Any]) -> JobNeeds | JobProblem:
+    """Read a job's needs from its attribute values (already evaluated to Python values).
+
+    ``attrs`` maps attribute name to a literal (str/int/float/bool) or None when
+    the job does not define it or it evaluates to UNDEFINED.
+    """
+    try:
+        return _read(attrs)
+    except _Bad as bad:
+        return bad.problem
+
+
+def _read(a: Mapping[str, Any]) -> JobNeeds:
+    cpus = _whole("RequestCpus", a.get("RequestCpus"), " of cores", 1)
+    memory = _whole("RequestMemory", a.get("RequestMemory"), " of MB", 0)
+    disk = _whole("RequestDisk", a.get("RequestDisk"), " of KB", 0)
+    vm_cpus = _whole("VMCPUCores", a.get("VMCPUCores"), " of cores", 1)
+    vm_memory = _whole("VMMem", a.get("VMMem"), " of MB", 1)
+    vm_storage = _whole("VMStorage", a.get("VMStorage"), " of GB", 0)
+    keep_alive = _whole("VMKeepAlive", a.get("VMKeepAlive"), " of minutes", 0)
+    price = _number("VMMaximumPrice", a.get("VMMaximumPrice"), "", 0)
+    per_core = _flag("VMJobPerCore", a.get("VMJobPerCore"))
+    return JobNeeds(
+        cpus=cpus or 1,
+        memory=memory or 0,
+        disk_kb=disk or 0,
+        vm_type=_text("VMType", a.get("VMType")),
+        vm_cpus=vm_cpus or 0,
+        vm_memory=vm_memory or 0,
+        vm_storage_gb=vm_storage or 0,
+        target_clouds=_names("TargetClouds", a.get("TargetClouds")),
+        images=_images(a),
+        instance_types=_cloud_map("VMInstanceType", a.get("VMInstanceType")),
+        keep_alive_minutes=keep_alive,
+        max_price=price,
+        whole_vm=per_core is False,
+        high_priority=bool(_flag("VMHighPriority", a.get("VMHighPriority"))),
+    )

@@ -1,0 +1,186 @@
+"""Which configured VM types (on which clouds) can run a job — decided HTCondor's way.
+
+The job's own ``Requirements`` is evaluated against a synthetic machine ad of each
+(VM type, cloud), exactly as the negotiator will later evaluate it against the
+VM's startd. This works from zero VMs and understands any expression users write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from csctl.config import Config, VMTypeConfig
+from csctl.core import attributes as A
+from csctl.core.jobs import JobNeeds
+
+KB_PER_GB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The VM type chosen for a job, and the clouds where that type may boot for it."""
+
+    vm_type: str
+    clouds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unservable:
+    """No VM type can serve the job; ``reasons`` says why, one line each."""
+
+    reasons: tuple[str, ...]
+
+
+def machine_ad_attributes(config: Config, type_name: str, cloud: str) -> dict[str, Any]:
+    """The ad a freshly booted VM of ``type_name`` on ``cloud`` will advertise (one
+    partitionable slot holding the whole VM)."""
+    vm_type = config.vm_types[type_name]
+    attrs: dict[str, Any] = {
+        "MyType": "Machine",
+        "Name": f"slot1@csctl-{type_name}-{cloud}",
+        "Arch": vm_type.arch,
+        "OpSys": vm_type.opsys,
+        "Cpus": vm_type.cpus,
+        "TotalCpus": vm_type.cpus,
+        "Memory": vm_type.memory,
+        "TotalMemory": vm_type.memory,
+        "Disk": vm_type.disk * KB_PER_GB,
+        "TotalDisk": vm_type.disk * KB_PER_GB,
+        "SlotType": "Partitionable",
+        "PartitionableSlot": True,
+        "HasFileTransfer": True,
+        "Start": True,
+        A.VM_TYPE: type_name,
+        A.CLOUD_NAME: cloud,
+        A.CSCTL_TYPE: type_name,
+        A.CSCTL_CLOUD: cloud,
+        A.CSCTL_POOL: config.pool.name,
+    }
+    if config.pool.filesystem_domain:
+        attrs["FileSystemDomain"] = config.pool.filesystem_domain
+        attrs["UidDomain"] = config.pool.filesystem_domain
+    attrs.update(vm_type.attributes)
+    return attrs
+
+
+class Matcher:
+    """Evaluates jobs against every (VM type, cloud); machine ads are built once."""
+
+    def __init__(self, config: Config) -> None:
+        import classad2
+
+        self._config = config
+        self._ads = {
+            (t, c): classad2.ClassAd(machine_ad_attributes(config, t, c))
+            for t in config.vm_types
+            for c in config.clouds
+        }
+
+    def choose(self, job_ad: Any, needs: JobNeeds) -> Candidate | Unservable:
+        """The first VM type (configuration order) that can run the job, with its clouds."""
+        config = self._config
+        reasons = _job_level_reasons(config, needs)
+        if reasons:
+            return Unservable(tuple(reasons))
+        allowed = [c for c, cc in config.clouds.items() if cc.enabled]
+        if needs.target_clouds is not None:
+            allowed = [c for c in allowed if c in needs.target_clouds]
+        for type_name, vm_type in config.vm_types.items():
+            if needs.vm_type is not None and type_name != needs.vm_type:
+                continue
+            misfit = _resource_misfit(type_name, vm_type, needs)
+            if misfit:
+                reasons.append(misfit)
+                continue
+            clouds = [c for c in allowed if needs.image_for(c) or c in vm_type.images]
+            if not clouds:
+                where = ", ".join(allowed) or "no enabled cloud"
+                reasons.append(f"VM type {type_name} has no image on {where}")
+                continue
+            matched = tuple(c for c in clouds if self._matches(job_ad, type_name, c))
+            if matched:
+                return Candidate(type_name, matched)
+            reasons.append(self._requirements_reason(job_ad, type_name, clouds[0]))
+        return Unservable(tuple(reasons) or ("no VM type is configured",))
+
+    def _matches(self, job_ad: Any, type_name: str, cloud: str) -> bool:
+        """Evaluate the job's Requirements against the VM's ad as the negotiator does.
+
+        The negotiator resolves an unscoped name in the job first, then in the
+        machine (``VMType =?= "x"`` names the machine's VMType unless the job sets
+        one). The bindings' ``ExprTree.eval`` resolves unscoped names in the scope ad
+        only, so the scope is the machine's attributes overlaid with the job's.
+        """
+        import classad2
+
+        machine = self._ads[(type_name, cloud)]
+        if "Requirements" not in job_ad:
+            return True
+        scope = classad2.ClassAd()
+        scope.update(machine)
+        scope.update(job_ad)
+        result = job_ad.lookup("Requirements").eval(scope=scope, target=machine)
+        return result is True or (type(result) in (int, float) and result != 0)
+
+    def _requirements_reason(self, job_ad: Any, type_name: str, cloud: str) -> str:
+        reason = f"Requirements is false on VM type {type_name}"
+        requirements = job_ad.lookup("Requirements") if "Requirements" in job_ad else None
+        if requirements is None:
+            return reason
+        missing = sorted(self._ads[(type_name, cloud)].externalRefs(requirements))
+        missing = [m for m in missing if m and m.split(".")[-1] not in job_ad]
+        if missing:
+            reason += f" (refers to {', '.join(missing)}, which the VM type does not define)"
+        return reason
+
+
+def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:
+    reasons = []
+    if needs.vm_type is not None and needs.vm_type not in config.vm_types:
+        known = ", ".join(config.vm_types) or "none"
+        reasons.append(f'VMType "{needs.vm_type}" is not a configured VM type (known: {known})')
+    if needs.target_clouds is not None:
+        unknown = [c for c in needs.target_clouds if c not in config.clouds]
+        if unknown and len(unknown) == len(needs.target_clouds):
+            known = ", ".join(config.clouds) or "none"
+            names = ", ".join(unknown)
+            reasons.append(f"TargetClouds names unknown cloud(s) {names} (known: {known})")
+    return reasons
+
+
+def _resource_misfit(type_name: str, vm_type: VMTypeConfig, needs: JobNeeds) -> str | None:
+    checks: Iterable[tuple[str, int, int, str]] = (
+        ("cores", max(needs.cpus, needs.vm_cpus), vm_type.cpus, ""),
+        ("memory", max(needs.memory, needs.vm_memory), vm_type.memory, " MB"),
+        ("disk", -(-needs.disk_kb // KB_PER_GB), vm_type.disk, " GB"),
+        ("storage", needs.vm_storage_gb, vm_type.disk, " GB"),
+    )
+    for what, asked, offered, unit in checks:
+        if asked > offered:
+            return f"asks {asked}{unit} of {what}; VM type {type_name} has {offered}{unit}"
+    return None
+
+
+def unknown_target_clouds(config: Config, needs: JobNeeds) -> list[str]:
+    """Clouds named in TargetClouds that the configuration does not know."""
+    return [c for c in needs.target_clouds or () if c not in config.clouds]
+
+
+def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any] | str:
+    """Evaluate ``names`` in the job's context to Python values (None when undefined).
+
+    Returns the name of the first attribute that evaluates to ERROR instead.
+    """
+    import classad2
+
+    values: dict[str, Any] = {}
+    for name in names:
+        if name not in job_ad:
+            continue
+        value = job_ad.eval(name)
+        if value is classad2.Value.Error:
+            return name
+        values[name] = None if value is classad2.Value.Undefined else value
+    return values

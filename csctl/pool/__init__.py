@@ -1,0 +1,32 @@
+"""The HTCondor pool as csctl sees it: idle jobs and csctl's startds."""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from csctl.core.demand import JobGroup
+from csctl.core.supply import StartdSlot
+
+
+@dataclass
+class QueueSnapshot:
+    """Idle jobs of every schedd that answered; ``errors`` names those that did not."""
+
+    groups: list[JobGroup]
+    schedds: list[str]
+    errors: list[str] = field(default_factory=list)
+
+
+class Pool(Protocol):
+    """Read access to the pool (commands that act on startds come with retire)."""
+
+    def idle_jobs(self) -> QueueSnapshot:
+        """Idle jobs of the configured schedds (all known ones if none configured),
+        grouped into autoclusters. Raises PoolUnreachable if no schedd can be read."""
+        ...
+
+    def csctl_slots(self) -> list[StartdSlot]:
+        """Slot ads of every startd carrying this pool's csctl id, in one collector query."""
+        ...

@@ -1,0 +1,105 @@
+"""The pool through the htcondor bindings (``htcondor2``, present in every htcondor >= 23.10)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+from csctl.config import PoolConfig
+from csctl.core import attributes as A
+from csctl.core.jobs import PROJECTION
+from csctl.core.queue import IDLE, group_ads
+from csctl.core.supply import StartdSlot
+from csctl.errors import PoolUnreachable
+from csctl.pool import QueueSnapshot
+
+log = logging.getLogger(__name__)
+
+SLOT_PROJECTION = [
+    "Name", "Machine", "MyAddress", "SlotType", "State", "Activity", "Cpus", "Memory",
+    "Disk", "Draining", "JobId", "EnteredCurrentState",
+    A.CSCTL_ID, A.CSCTL_TYPE, A.CSCTL_CLOUD, A.CSCTL_POOL,
+]
+
+
+def bindings() -> Any:
+    """Import htcondor2 lazily (it reads its configuration at import)."""
+    with warnings.catch_warnings():
+        # a host without a local condor_config is normal for csctl: it names the collector
+        warnings.filterwarnings("ignore", message=".*condor_config.*")
+        import htcondor2
+    return htcondor2
+
+
+class HTCondorPool:
+    """Queries one pool's collector and schedds."""
+
+    def __init__(self, config: PoolConfig) -> None:
+        self.config = config
+        self.htcondor = bindings()
+        for key, value in config.condor_params.items():
+            self.htcondor.param[key] = value
+        self.collector = self.htcondor.Collector(config.collector)
+
+    def _schedd_ads(self) -> list[Any]:
+        daemon = self.htcondor.DaemonType.Schedd
+        try:
+            if not self.config.schedds:
+                return list(self.collector.locateAll(daemon))
+            return [self.collector.locate(daemon, name) for name in self.config.schedds]
+        except self.htcondor.HTCondorException as exc:
+            raise PoolUnreachable(
+                f"cannot query collector {self.config.collector}: {exc}",
+                hint="check pool.collector and that csctl may read from the pool",
+            ) from None
+
+    def idle_jobs(self) -> QueueSnapshot:
+        """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``."""
+        schedd_ads = self._schedd_ads()
+        if not schedd_ads:
+            raise PoolUnreachable(f"collector {self.config.collector} knows no schedd")
+        snapshot = QueueSnapshot(groups=[], schedds=[])
+        for ad in schedd_ads:
+            name = str(ad.get("Name", "?"))
+            try:
+                ads = self.htcondor.Schedd(ad).query(f"JobStatus == {IDLE}", list(PROJECTION))
+            except self.htcondor.HTCondorException as exc:
+                log.debug("schedd %s failed", name, exc_info=True)
+                snapshot.errors.append(f"schedd {name}: {exc}")
+                continue
+            snapshot.schedds.append(name)
+            snapshot.groups.extend(group_ads(ads, schedd=name))
+            del ads  # only the groups' representatives stay alive
+        if not snapshot.schedds:
+            raise PoolUnreachable("; ".join(snapshot.errors))
+        return snapshot
+
+    def csctl_slots(self) -> list[StartdSlot]:
+        """Slot ads of this pool's csctl VMs."""
+        constraint = f'{A.CSCTL_POOL} == "{self.config.name}" && {A.CSCTL_ID} =!= undefined'
+        try:
+            ads = self.collector.query(self.htcondor.AdType.Startd, constraint, SLOT_PROJECTION)
+        except self.htcondor.HTCondorException as exc:
+            raise PoolUnreachable(f"cannot query collector {self.config.collector}: {exc}") from None
+        return [_slot(ad) for ad in ads]
+
+
+def _slot(ad: Any) -> StartdSlot:
+    return StartdSlot(
+        name=str(ad.get("Name", "")),
+        machine=str(ad.get("Machine", "")),
+        csctl_id=str(ad.get(A.CSCTL_ID, "")),
+        vm_type=str(ad.get(A.CSCTL_TYPE, "")),
+        cloud=str(ad.get(A.CSCTL_CLOUD, "")),
+        slot_type=str(ad.get("SlotType", "Static")),
+        state=str(ad.get("State", "")),
+        activity=str(ad.get("Activity", "")),
+        cpus=int(ad.get("Cpus", 0)),
+        memory=int(ad.get("Memory", 0)),
+        disk_kb=int(ad.get("Disk", 0)),
+        draining=ad.get("Draining") is True,
+        address=ad.get("MyAddress"),
+        job_id=ad.get("JobId"),
+        entered_state=ad.get("EnteredCurrentState"),
+    )
