@@ -19,12 +19,11 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from csctl.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/csctl/csctl.toml")
-
 
 
 def _int_at_least(minimum: int) -> BeforeValidator:
@@ -126,7 +125,7 @@ class Config(_Strict):
 # -- loading ----------------------------------------------------------------------------
 
 
-def _expected(error: dict[str, Any]) -> str:
+def _expected(error: ErrorDetails) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     bound = ""
     if "ge" in ctx:
@@ -154,7 +153,7 @@ def _expected(error: dict[str, Any]) -> str:
     }
     if kind in ("greater_than_equal", "greater_than") and isinstance(error.get("input"), int):
         return f"expected an integer{bound}"
-    return phrases.get(kind, error["msg"])
+    return phrases.get(kind, str(error["msg"]))
 
 
 def _format_input(value: Any) -> str:
@@ -229,9 +228,7 @@ def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            [f"{path}: no such file"], hint="give --config PATH or set CSCTL_CONFIG"
-        ) from None
+        raise ConfigError([f"{path}: no such file"], hint="give --config PATH or set CSCTL_CONFIG") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
     return parse_config(text, source=str(path))

@@ -45,9 +45,7 @@ class Console:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
         sys.stdout.flush()
 
-    def table(
-        self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
         for column in columns:
             numeric = rows and all(isinstance(r[columns.index(column)], int) for r in rows)

@@ -56,8 +56,13 @@ class CsctlGroup(click.Group):
 
 @click.group(cls=CsctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), envvar="CSCTL_CONFIG",
-    default=DEFAULT_CONFIG, show_default=True, show_envvar=True,
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="CSCTL_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    show_envvar=True,
     help="Configuration file.",
 )
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (repeatable).")

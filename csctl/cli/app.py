@@ -42,6 +42,10 @@ def json_option(f):  # type: ignore[no-untyped-def]
             app.console.json_output = True
 
     return click.option(
-        "--json", "json_output", is_flag=True, expose_value=False, callback=_set,
+        "--json",
+        "json_output",
+        is_flag=True,
+        expose_value=False,
+        callback=_set,
         help="Print machine-readable JSON on stdout.",
     )(f)

@@ -12,7 +12,8 @@ from csctl.errors import ExitCode, InputError
 
 @click.command("demand")
 @click.option(
-    "--from-file", type=click.Path(path_type=Path, dir_okay=False),
+    "--from-file",
+    type=click.Path(path_type=Path, dir_okay=False),
     help="Read idle jobs from a `condor_q -json` file instead of the pool's schedds.",
 )
 @click.option("--explain", is_flag=True, help="Say why each job no VM type can serve is left out.")
@@ -72,17 +73,22 @@ def _render(app: Application, demand, explain: bool) -> None:  # type: ignore[no
     for warning in demand.warnings:
         console.warn(warning)
     rows = [
-        (r.vm_type, ", ".join(r.clouds), r.idle_jobs, r.jobs_on_existing, r.vms_booting,
-         r.vms_with_room, r.vms_needed)
+        (
+            r.vm_type,
+            ", ".join(r.clouds),
+            r.idle_jobs,
+            r.jobs_on_existing,
+            r.vms_booting,
+            r.vms_with_room,
+            r.vms_needed,
+        )
         for r in demand.requirements
     ]
     columns = ["VM type", "clouds", "idle jobs", "on existing", "booting", "with room", "needed"]
     if rows:
         console.table(None, columns, rows)
     served = demand.idle_jobs - sum(r.jobs for r in demand.rejected)
-    console.result(
-        f"{demand.idle_jobs} idle jobs: {served} servable, {demand.vms_needed} new VMs needed"
-    )
+    console.result(f"{demand.idle_jobs} idle jobs: {served} servable, {demand.vms_needed} new VMs needed")
     rejected = sum(r.jobs for r in demand.rejected)
     if rejected and not explain:
         console.result(f"{rejected} jobs no VM type can serve (see --explain)")

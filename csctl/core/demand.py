@@ -177,7 +177,7 @@ def _requirement_key(s: _Served) -> tuple[Any, ...]:
     clouds = s.candidate.clouds
     images = tuple((c, s.needs.image_for(c) or "") for c in clouds)
     flavors = tuple((c, s.needs.instance_type_for(c) or "") for c in clouds)
-    return (s.candidate.vm_type, clouds, images, flavors, s.needs.max_price)
+    return (s.candidate.vm_type, clouds, images, flavors, s.needs.max_price, s.needs.high_priority)
 
 
 def _owner(group: JobGroup) -> str:
@@ -185,9 +185,7 @@ def _owner(group: JobGroup) -> str:
     return owner if isinstance(owner, str) else "?"
 
 
-def classify(
-    groups: Iterable[JobGroup], config: Config
-) -> tuple[list[_Served], list[Rejected], list[str]]:
+def classify(groups: Iterable[JobGroup], config: Config) -> tuple[list[_Served], list[Rejected], list[str]]:
     """Split job groups into served (with their VM type) and rejected (with reasons)."""
     matcher = Matcher(config)
     served: list[_Served] = []
@@ -206,9 +204,7 @@ def classify(
             warnings.append(f"job {ids}: TargetClouds names unknown cloud(s) {', '.join(unknown)}")
         choice = matcher.choose(group.ad, needs)
         if isinstance(choice, Unservable):
-            rejected.append(
-                Rejected(group.count, group.sample_ids, _owner(group), list(choice.reasons))
-            )
+            rejected.append(Rejected(group.count, group.sample_ids, _owner(group), list(choice.reasons)))
         else:
             served.append(_Served(needs, choice, group))
     return served, rejected, warnings
@@ -221,9 +217,7 @@ def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
     return read_needs(values)
 
 
-def compute_demand(
-    groups: Iterable[JobGroup], supply: Iterable[SupplyVM], config: Config
-) -> Demand:
+def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], config: Config) -> Demand:
     """What the queue needs: VM requirements per type and clouds, after using ``supply``.
 
     Supply (booting VMs, free room on joined ones) is consumed first, high-priority
@@ -251,8 +245,7 @@ def _requirement(members: list[_Served], bins: list[_Bin], config: Config) -> VM
     vm_type = config.vm_types[type_name]
     vm = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
     mine = [
-        b for b in bins
-        if b.supply is not None and b.supply.vm_type == type_name and b.supply.cloud in clouds
+        b for b in bins if b.supply is not None and b.supply.vm_type == type_name and b.supply.cloud in clouds
     ]
     used_before = {id(b) for b in mine if b.used}
     shapes = [(_slot(s.needs, vm), s.group.count) for s in members]

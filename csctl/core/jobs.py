@@ -107,16 +107,17 @@ def _number(attribute: str, value: Any, unit: str, minimum: float = 0) -> float 
         return None
     if isinstance(value, bool):
         raise _Bad(attribute, f"expected a number{unit}, got {value}")
+    number = value
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            number = float(value.strip())
         except ValueError:
-            raise _Bad(attribute, f"expected a number{unit}, got {_shown(value)}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+            number = None
+    if not isinstance(number, (int, float)) or not math.isfinite(number):
         raise _Bad(attribute, f"expected a number{unit}, got {_shown(value)}")
-    if value < minimum:
-        raise _Bad(attribute, f"expected a number{unit} >= {minimum:g}, got {value:g}")
-    return float(value)
+    if number < minimum:
+        raise _Bad(attribute, f"expected a number{unit} >= {minimum:g}, got {number:g}")
+    return float(number)
 
 
 def _whole(attribute: str, value: Any, unit: str = "", minimum: int = 0) -> int | None:

@@ -1,6 +1,5 @@
 """The HTCondor pool as csctl sees it: idle jobs and csctl's startds."""
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -17,9 +17,22 @@ from csctl.pool import QueueSnapshot
 log = logging.getLogger(__name__)
 
 SLOT_PROJECTION = [
-    "Name", "Machine", "MyAddress", "SlotType", "State", "Activity", "Cpus", "Memory",
-    "Disk", "Draining", "JobId", "EnteredCurrentState",
-    A.CSCTL_ID, A.CSCTL_TYPE, A.CSCTL_CLOUD, A.CSCTL_POOL,
+    "Name",
+    "Machine",
+    "MyAddress",
+    "SlotType",
+    "State",
+    "Activity",
+    "Cpus",
+    "Memory",
+    "Disk",
+    "Draining",
+    "JobId",
+    "EnteredCurrentState",
+    A.CSCTL_ID,
+    A.CSCTL_TYPE,
+    A.CSCTL_CLOUD,
+    A.CSCTL_POOL,
 ]
 
 

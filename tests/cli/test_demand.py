@@ -1,0 +1,88 @@
+import json
+from pathlib import Path
+
+from csctl.errors import ExitCode
+
+JOBS = [
+    {"ClusterId": 1, "ProcId": p, "JobStatus": 1, "Owner": "alice",
+     "Requirements": '/Expr(VMType =?= "pandacernvm" && Target.Arch == "X86_64")/',
+     "VMMem": "18000", "VMCPUCores": 8, "TargetClouds": "FGHotel,Hermes", "RequestCpus": 1}
+    for p in range(9)
+] + [
+    {"ClusterId": 2, "ProcId": 0, "JobStatus": 1, "Owner": "bob", "VMMem": "lots"},
+    {"ClusterId": 3, "ProcId": 0, "JobStatus": 1, "Owner": "bob", "Requirements": "/Expr(foo &&)/"},
+    {"ClusterId": 4, "ProcId": 0, "JobStatus": 1, "Owner": "carol", "TargetClouds": "Nowhere"},
+    {"ClusterId": 5, "ProcId": 0, "JobStatus": 2, "Owner": "dave"},
+]
+
+
+def snapshot(tmp_path: Path, jobs=JOBS) -> Path:
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(jobs))
+    return path
+
+
+def test_table_and_summary(csctl, tmp_path):
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path)))
+    assert result.exit_code == 0, result.stderr
+    assert "pandacernvm" in result.stdout
+    assert "12 idle jobs: 9 servable, 2 new VMs needed" in result.stdout
+    assert "3 jobs no VM type can serve (see --explain)" in result.stdout
+
+
+def test_explain_lists_reasons_per_job(csctl, tmp_path):
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path)), "--explain")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert "1 job(s) of bob (2.0):" in lines
+    assert '  - VMMem: expected a number of MB, got "lots"' in lines
+    assert "  - Requirements: expression does not parse" in lines
+    assert "  - TargetClouds names unknown cloud(s) Nowhere (known: FGHotel, Hermes)" in lines
+
+
+def test_json_schema(csctl, tmp_path):
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path)), "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["schema"] == "csctl.demand/1"
+    assert data["idle_jobs"] == 12 and data["vms_needed"] == 2
+    (req,) = data["requirements"]
+    assert req["vm_type"] == "pandacernvm" and req["clouds"] == ["FGHotel", "Hermes"]
+    assert req["idle_jobs"] == 9 and req["vms_needed"] == 2
+    assert {r["owner"] for r in data["rejected"]} == {"bob", "carol"}
+
+
+def test_json_also_accepted_before_the_command(csctl, tmp_path):
+    result = csctl("--json", "demand", "--from-file", str(snapshot(tmp_path)))
+    assert json.loads(result.stdout)["schema"] == "csctl.demand/1"
+
+
+def test_snapshot_that_is_not_json(csctl, tmp_path):
+    path = tmp_path / "jobs.json"
+    path.write_text("-- condor_q text --")
+    result = csctl("demand", "--from-file", str(path))
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.startswith(f"error: {path}: cannot read job snapshot: Expecting value")
+
+
+def test_snapshot_not_an_array(csctl, tmp_path):
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path, {"a": 1})))
+    assert result.exit_code == ExitCode.USAGE
+    assert "expected a JSON array of job ads (condor_q -json output)" in result.stderr
+
+
+def test_bad_config_is_exit_3_one_line_per_problem(csctl, tmp_path):
+    bad = tmp_path / "csctl.toml"
+    bad.write_text('[pool]\nname = "p"\n')
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path)), config=bad)
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.stderr == f"error: {bad}: pool.collector: required key is missing\n"
+
+
+def test_pool_unreachable(csctl, tmp_path):
+    config = tmp_path / "csctl.toml"
+    config.write_text('[pool]\nname = "p"\ncollector = "127.0.0.1:1"\n')
+    result = csctl("demand", config=config)
+    assert result.exit_code == ExitCode.POOL_UNREACHABLE
+    assert result.stderr.startswith("error: cannot query collector 127.0.0.1:1")
+    assert len(result.stderr.splitlines()) == 2  # the error and its hint
