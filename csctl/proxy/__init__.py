@@ -7,12 +7,20 @@ queued jobs' proxies) calls make_proxy with a loaded Credential.
 
 from __future__ import annotations
 
+from csctl.proxy.actions import (
+    assemble_proxy_file,
+    make_proxy_file,
+    sign_request_file,
+    write_request,
+)
 from csctl.proxy.chain import cert_type, default_trust_dir, verify_chain
 from csctl.proxy.credentials import (
     default_cert_paths,
     default_proxy_path,
     load_credential,
     load_private_key,
+    parse_lifetime,
+    passphrase_from_fd,
 )
 from csctl.proxy.files import pem_certificates, pem_private_key, proxy_file_bytes, write_private
 from csctl.proxy.info import proxy_info
@@ -38,6 +46,7 @@ __all__ = [
     "ProxyType",
     "SignedProxy",
     "assemble_proxy",
+    "assemble_proxy_file",
     "cert_type",
     "create_request",
     "default_cert_paths",
@@ -46,11 +55,16 @@ __all__ = [
     "load_credential",
     "load_private_key",
     "make_proxy",
+    "make_proxy_file",
+    "parse_lifetime",
+    "passphrase_from_fd",
     "pem_certificates",
     "pem_private_key",
     "proxy_file_bytes",
     "proxy_info",
     "sign_request",
+    "sign_request_file",
     "verify_chain",
     "write_private",
+    "write_request",
 ]

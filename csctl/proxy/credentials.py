@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from csctl.errors import CredentialError
+from csctl.errors import CredentialError, InputError
 from csctl.proxy.chain import public_der
 from csctl.proxy.model import Credential
 
@@ -103,3 +104,23 @@ def _key_der(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """``H:M`` (or ``H``) as grid-proxy-init's -valid takes it."""
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and (minutes or "0").isdigit()) or int(minutes or 0) > 59:
+        raise InputError(f"--valid: expected H:M such as 12:00, got {text!r}")
+    return timedelta(hours=int(hours), minutes=int(minutes or 0))
+
+
+def passphrase_from_fd(fd: int) -> Passphrase:
+    """A passphrase source reading one line from file descriptor ``fd`` (left open)."""
+
+    def read() -> bytes:
+        data = b""
+        while not data.endswith(b"\n") and (chunk := os.read(fd, 1)):
+            data += chunk
+        return data.rstrip(b"\r\n")
+
+    return read
