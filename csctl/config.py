@@ -65,6 +65,7 @@ class VMTypeConfig(_Strict):
     disk: Positive = Field(description="GB")
     arch: str = "X86_64"
     opsys: str = "LINUX"
+    condor_version: str = Field("23.0.0", pattern=r"^\d+\.\d+\.\d+$", description="HTCondor on the image")
     images: dict[str, str] = Field(description="cloud name -> image id or name")
     flavors: dict[str, str] = Field(default_factory=dict, description="cloud -> flavor/instance type")
     keep_alive_minutes: Count = 0

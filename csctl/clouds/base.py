@@ -15,11 +15,22 @@ from enum import StrEnum
 from typing import Protocol
 
 # Tag / metadata keys csctl writes on every instance it boots.
-TAG_ID = "csctl-id"
 TAG_POOL = "csctl-pool"
 TAG_TYPE = "csctl-type"
 TAG_CLOUD = "csctl-cloud"
+TAG_BATCH = "csctl-batch"
 TAG_BOOTED = "csctl-booted"
+
+
+def vm_id(batch_id: str, launch_index: int) -> str:
+    """The csctl id of the ``launch_index``-th VM (0-based) of a boot batch.
+
+    One boot call starts a batch of identical VMs sharing one user-data payload
+    (EC2 MinCount/MaxCount, Nova min/max count); each VM learns its launch index from
+    its cloud's metadata service (EC2 ``ami-launch-index``, OpenStack
+    ``launch_index``), and the cloud lists it, so both sides derive the same id.
+    """
+    return f"{batch_id}-{launch_index}"
 
 
 class VMState(StrEnum):
@@ -34,7 +45,7 @@ class VMState(StrEnum):
 
 @dataclass(frozen=True)
 class Instance:
-    """One csctl-owned instance as a cloud lists it."""
+    """One csctl-owned instance as a cloud lists it. ``csctl_id`` is ``vm_id(batch, index)``."""
 
     csctl_id: str
     cloud: str
@@ -48,27 +59,22 @@ class Instance:
 
 @dataclass(frozen=True)
 class BootRequest:
-    """Boot ``count`` identical VMs of one type on one cloud in one API call.
+    """Boot up to ``count`` identical VMs of one type on one cloud in ONE API call.
 
-    ``user_data`` holds one payload per VM (each VM has its own identity),
-    ``ids`` the csctl ids, in the same order.
+    ``batch_id`` (``<cloud>-<short uuid>``) names the batch: instance names start with
+    it and ``tags`` (pool, type, cloud, batch, boot time) go on every instance.
+    ``user_data`` is the one payload all VMs of the batch receive (already gzipped
+    where the cloud needs it). ``max_price`` asks for spot capacity at that bid.
     """
 
+    batch_id: str
     vm_type: str
+    count: int
     image: str
     flavor: str | None
-    ids: Sequence[str]
-    user_data: Sequence[bytes]
+    user_data: bytes
     tags: Mapping[str, str] = field(default_factory=dict)
     max_price: float | None = None
-
-
-@dataclass(frozen=True)
-class BootResult:
-    """What a boot call achieved: the instances started, and the error that stopped the rest."""
-
-    started: Sequence[Instance]
-    error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,10 @@ class Cloud(Protocol):
         """Every instance tagged for ``pool`` by csctl, in one (paginated) list call."""
         ...
 
-    def boot(self, request: BootRequest) -> BootResult:
-        """Boot the request's VMs in one batched call; never raises for partial success."""
+    def boot(self, request: BootRequest) -> list[Instance]:
+        """Boot the request's VMs in one call. Returns the instances started, fewer than
+        asked when the cloud granted fewer. Raises a CloudError subclass when none
+        started (CloudQuotaError for quota or capacity, so the caller may ask for less)."""
         ...
 
     def terminate(self, instances: Sequence[Instance]) -> list[str]:

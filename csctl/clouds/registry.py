@@ -10,10 +10,15 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from csctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from csctl.clouds.base import Cloud
+    from csctl.config import CloudConfig
 
 ENTRY_POINT_GROUP = "csctl.clouds.v1"
 
@@ -46,3 +51,11 @@ def driver_settings_model(name: str) -> type[BaseModel]:
     """The pydantic model validating driver ``name``'s own configuration keys."""
     settings: type[BaseModel] = driver_module(name).Settings
     return settings
+
+
+def make_cloud(name: str, cloud: CloudConfig) -> Cloud:
+    """The driver instance serving configured cloud ``name``."""
+    module = driver_module(cloud.driver)
+    settings = module.Settings.model_validate(cloud.driver_options)
+    driver: Cloud = module.Driver(name, settings)
+    return driver

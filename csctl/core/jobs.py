@@ -26,6 +26,7 @@ SIGNIFICANT_ATTRS = (
     "ImageSize",
     "DiskUsage",
     "ExecutableSize",
+    "TransferInputSizeMB",
     "FileSystemDomain",
     "JobUniverse",
     "WantDocker",

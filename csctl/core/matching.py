@@ -52,6 +52,9 @@ def machine_ad_attributes(config: Config, type_name: str, cloud: str) -> dict[st
         "PartitionableSlot": True,
         "HasFileTransfer": True,
         "Start": True,
+        # condor_submit >= 25 writes versionGE(split(TARGET.CondorVersion)[1], ...) into
+        # Requirements: without a version the whole expression is ERROR
+        "CondorVersion": f"$CondorVersion: {vm_type.condor_version} $",
         A.VM_TYPE: type_name,
         A.CLOUD_NAME: cloud,
         A.CSCTL_TYPE: type_name,
@@ -129,11 +132,17 @@ class Matcher:
         requirements = job_ad.lookup("Requirements") if "Requirements" in job_ad else None
         if requirements is None:
             return reason
-        missing = sorted(self._ads[(type_name, cloud)].externalRefs(requirements))
-        missing = [m for m in missing if m and m.split(".")[-1] not in job_ad]
+        machine = self._ads[(type_name, cloud)]
+        refs = sorted(set(machine.externalRefs(requirements)) | set(job_ad.externalRefs(requirements)))
+        missing = [r for r in refs if r and _bare(r) not in machine and _bare(r) not in job_ad]
         if missing:
             reason += f" (refers to {', '.join(missing)}, which the VM type does not define)"
         return reason
+
+
+def _bare(reference: str) -> str:
+    """``TARGET.HasGPU`` -> ``HasGPU``."""
+    return reference.rsplit(".", 1)[-1]
 
 
 def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:
