@@ -55,6 +55,8 @@ class PoolConfig(_Strict):
     )
     signing_key: Path | None = None
     filesystem_domain: str | None = None
+    user_data_template: Path | None = Field(None, description="site cloud-init template")
+    vm_config: str = Field("", description="HTCondor configuration lines added on every VM")
 
 
 class VMTypeConfig(_Strict):
@@ -99,6 +101,7 @@ class PolicyConfig(_Strict):
     join_timeout_minutes: Positive = 30
     max_lifetime_hours: Count = 0
     drain_deadline_minutes: Count = 0
+    vm_token_hours: Positive = 48
 
 
 class Config(_Strict):

@@ -8,6 +8,7 @@ CSCTL_ID = "CsctlId"
 CSCTL_POOL = "CsctlPool"
 CSCTL_TYPE = "CsctlType"
 CSCTL_CLOUD = "CsctlCloud"
+CSCTL_BATCH = "CsctlBatch"
 # Cloud Scheduler's own name for the VM type, which existing job files test:
 # Requirements = VMType =?= "pandacernvm"
 VM_TYPE = "VMType"
