@@ -13,7 +13,7 @@ os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # a local config must not l
 # A missing plugin shows up as "fixture not found" in the tests that need it.
 pytest_plugins = [
     name
-    for name in ("testbed.fixtures_pool", "testbed.fixtures_nova")
+    for name in ("testbed.fixtures_pool", "testbed.fixtures_nova", "testbed.fixtures_moto")
     if importlib.util.find_spec(name) is not None
 ]
 
@@ -28,3 +28,38 @@ def seed_config():
     from csctl.config import load_config
 
     return load_config(EXAMPLE_CONFIG)
+
+
+def testbed_config_text(condor_pool, extra: str = "") -> str:
+    """A csctl configuration for the test pool with a local cloud inside its chroot."""
+    return f"""
+state_dir = "{condor_pool.root}/var/lib/csctl-test-state"
+
+[pool]
+name = "{condor_pool.trust_domain}"
+collector = "{condor_pool.collector}"
+filesystem_domain = "{condor_pool.filesystem_domain}"
+signing_key = "{condor_pool.signing_key_path}"
+vm_config = "UPDATE_INTERVAL = 5"
+
+[clouds.local]
+driver = "local"
+root = "{condor_pool.root}"
+work_dir = "/var/lib/csctl-testbed/local"
+condor_config = "NETWORK_INTERFACE = 127.0.0.1\\nENABLE_IPV6 = False"
+
+[vm_types.small]
+cpus = 2
+memory = 2000
+disk = 10
+images = {{ local = "host" }}
+{extra}
+"""
+
+
+@pytest.fixture
+def testbed_config(condor_pool):
+    """The parsed test-bed configuration (local cloud, VM type ``small``)."""
+    from csctl.config import parse_config
+
+    return parse_config(testbed_config_text(condor_pool))

@@ -17,6 +17,7 @@ DEFAULT_CONFIG = "/etc/csctl/csctl.toml"
 
 # name -> module under csctl.cli; each module defines a click command named `command`.
 SUBCOMMANDS = {
+    "boot": "boot",
     "config": "config_cmd",
     "delegate-proxy": "delegate_proxy",
     "demand": "demand",

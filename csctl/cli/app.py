@@ -11,7 +11,9 @@ import click
 from csctl.console import Console
 
 if TYPE_CHECKING:
+    from csctl.clouds.base import Cloud
     from csctl.config import Config
+    from csctl.pool.htcondor import HTCondorPool
 
 
 class Application:
@@ -28,6 +30,18 @@ class Application:
         from csctl.config import load_config
 
         return load_config(self.config_path)
+
+    def pool(self) -> HTCondorPool:
+        """The pool, through the htcondor bindings."""
+        from csctl.pool.htcondor import HTCondorPool
+
+        return HTCondorPool(self.config.pool)
+
+    def clouds(self) -> dict[str, Cloud]:
+        """A driver for every enabled cloud."""
+        from csctl.clouds.registry import make_cloud
+
+        return {n: make_cloud(n, c) for n, c in self.config.clouds.items() if c.enabled}
 
 
 pass_app = click.make_pass_decorator(Application)

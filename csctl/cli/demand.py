@@ -34,20 +34,16 @@ def command(app: Application, from_file: Path | None, explain: bool) -> None:
       condor_q -json > jobs.json; csctl demand --from-file jobs.json --json
     """
     from csctl.core.demand import compute_demand
-    from csctl.core.supply import supply_from_slots
+    from csctl.core.world import supply, take_snapshot
 
     config = app.config
     errors: list[str] = []
     if from_file is not None:
-        groups, supply = _read_file(from_file), []
+        groups, room = _read_file(from_file), []
     else:
-        from csctl.pool.htcondor import HTCondorPool
-
-        pool = HTCondorPool(config.pool)
-        snapshot = pool.idle_jobs()
-        groups, errors = snapshot.groups, snapshot.errors
-        supply = supply_from_slots(pool.csctl_slots())
-    demand = compute_demand(groups, supply, config)
+        snapshot = take_snapshot(app.pool(), app.clouds(), config)
+        groups, errors, room = snapshot.groups, snapshot.errors, supply(snapshot, config)
+    demand = compute_demand(groups, room, config)
     demand.warnings[:0] = errors
     _render(app, demand, explain)
     if errors:

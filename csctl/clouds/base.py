@@ -87,9 +87,15 @@ class Quota:
 
 
 class Cloud(Protocol):
-    """A cloud csctl can boot on. One instance of a driver serves one configured cloud."""
+    """A cloud csctl can boot on. One instance of a driver serves one configured cloud.
+
+    ``metadata_service`` tells the VM where to find its launch index ("ec2",
+    "openstack" or "none"); ``user_data_limit`` is the API's cap in bytes, if any.
+    """
 
     name: str
+    metadata_service: str
+    user_data_limit: int | None
 
     def list_instances(self, pool: str) -> list[Instance]:
         """Every instance tagged for ``pool`` by csctl, in one (paginated) list call."""

@@ -63,6 +63,9 @@ class LocalVM:
 class Driver:
     """The local cloud: VMs are HTCondor processes on this machine."""
 
+    metadata_service = "none"  # the launch index is passed to the setup script directly
+    user_data_limit = None
+
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self.settings = settings

@@ -267,3 +267,16 @@ def _requirement(members: list[_Served], bins: list[_Bin], config: Config) -> VM
         high_priority=any(s.needs.high_priority for s in members),
         owners=sorted({_owner(s.group) for s in members}),
     )
+
+
+def demand_from_json(data: Any) -> Demand:
+    """A Demand read back from ``csctl demand --json``; ValueError naming what is wrong."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"expected csctl demand --json output (schema {SCHEMA}), got {found!r}")
+    try:
+        requirements = [VMRequirement(**r) for r in data["requirements"]]
+        rejected = [Rejected(**r) for r in data.get("rejected", [])]
+        return Demand(requirements, rejected, int(data["idle_jobs"]), warnings=list(data.get("warnings", [])))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed demand: {exc}") from None

@@ -115,17 +115,21 @@ def plan_boot(
     config: Config,
     backed_off: Mapping[str, datetime] | None = None,
     now: datetime | None = None,
+    unlisted: Iterable[str] = (),
 ) -> BootPlan:
     """Place the VMs ``demand`` needs on clouds, within limits, highest priority cloud first.
 
     ``backed_off`` maps a cloud name, or ``"cloud/image"``, to the time until which
     it must not be asked (failure backoff); ``now`` is compared against it.
     Never plans more than a cloud's limits (counting its live instances) or more than
-    ``policy.max_new_vms_per_cycle`` in all.
+    ``policy.max_new_vms_per_cycle`` in all. Clouds in ``unlisted`` could not be listed
+    this cycle: their usage is unknown, so nothing is booted there.
     """
     backed_off = dict(backed_off or {})
     used = _used(config, instances)
     rooms = {name: _room(c, used.get(name, (0, 0, 0, 0))) for name, c in config.clouds.items()}
+    for name in unlisted:
+        rooms[name] = _Room(0, None, None, None)
     budget = config.policy.max_new_vms_per_cycle
     items: dict[tuple[str, str, str, str | None, float | None], int] = {}
     unplaced: list[Unplaced] = []

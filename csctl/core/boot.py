@@ -1,0 +1,174 @@
+"""Applying a BootPlan: one batched request per cloud and VM type, clouds in parallel."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from csctl.clouds.base import (
+    TAG_BATCH,
+    TAG_BOOTED,
+    TAG_CLOUD,
+    TAG_POOL,
+    TAG_TYPE,
+    BootRequest,
+    Cloud,
+    Instance,
+)
+from csctl.config import Config
+from csctl.context.render import Batch, encode_user_data, render_user_data
+from csctl.core.placement import BootItem, BootPlan
+from csctl.core.state import Backoff
+from csctl.core.tokens import SigningKey
+from csctl.errors import CloudError, CloudQuotaError, CsctlError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one plan item achieved on its cloud."""
+
+    cloud: str
+    vm_type: str
+    asked: int
+    started: list[str] = field(default_factory=list)
+    calls: int = 0
+    error: str | None = None
+    error_kind: str | None = None  # quota, auth, bad-request, timeout, not-found, backend, payload
+
+
+@dataclass
+class BootReport:
+    """Every item's outcome; ``partial`` when any cloud failed."""
+
+    outcomes: list[Outcome]
+
+    @property
+    def started(self) -> int:
+        return sum(len(o.started) for o in self.outcomes)
+
+    @property
+    def partial(self) -> bool:
+        return any(o.error for o in self.outcomes)
+
+
+def new_batch_id(cloud: str) -> str:
+    """``<cloud>-<short uuid>``: names the VMs of one boot call."""
+    return f"{cloud.lower()}-{uuid.uuid4().hex[:8]}"
+
+
+def boot_request(
+    config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime, batch_id: str, count: int
+) -> BootRequest:
+    """The request for ``count`` VMs of one plan item, with a freshly rendered payload."""
+    settings = config.clouds[item.cloud]
+    batch = Batch(
+        batch_id,
+        item.vm_type,
+        item.cloud,
+        cloud.metadata_service,
+        private_network=bool(settings.driver_options.get("private_network", False)),
+    )
+    user_data = encode_user_data(render_user_data(config, batch, key, now), cloud.user_data_limit)
+    tags = {
+        TAG_POOL: config.pool.name,
+        TAG_TYPE: item.vm_type,
+        TAG_CLOUD: item.cloud,
+        TAG_BATCH: batch_id,
+        TAG_BOOTED: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return BootRequest(
+        batch_id, item.vm_type, item.count, item.image, item.flavor, user_data, tags, item.max_price
+    )
+
+
+_KINDS = {
+    "CloudQuotaError": "quota",
+    "CloudAuthError": "auth",
+    "CloudBadRequest": "bad-request",
+    "CloudTimeout": "timeout",
+    "CloudNotFound": "not-found",
+}
+
+
+def _boot_item(config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime) -> Outcome:
+    """Boot one item; on quota or capacity errors ask again for half as many."""
+    outcome = Outcome(item.cloud, item.vm_type, item.count)
+    count = item.count
+    while count > 0:
+        try:
+            request = boot_request(config, cloud, item, key, now, new_batch_id(item.cloud), count)
+        except CsctlError as exc:  # the payload cannot be made (template, size)
+            outcome.error, outcome.error_kind = f"cloud {item.cloud}: {exc.message}", "payload"
+            return outcome
+        outcome.calls += 1
+        try:
+            started: list[Instance] = cloud.boot(request)
+        except CloudError as exc:
+            outcome.error, outcome.error_kind = exc.message, _KINDS.get(type(exc).__name__, "backend")
+            if isinstance(exc, CloudQuotaError):
+                count //= 2
+                continue
+            return outcome
+        outcome.started = [i.csctl_id for i in started]
+        if len(started) == item.count:
+            outcome.error = outcome.error_kind = None
+        elif outcome.error is None:
+            outcome.error = f"cloud {item.cloud}: started {len(started)} of {item.count}"
+            outcome.error_kind = "quota"
+        return outcome
+    return outcome
+
+
+def execute_boot(
+    plan: BootPlan,
+    clouds: Mapping[str, Cloud],
+    config: Config,
+    key: SigningKey,
+    now: datetime,
+    backoff: Backoff,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> BootReport:
+    """Apply ``plan``: each cloud's items in one thread, all clouds at once.
+
+    A failing cloud never stops the others. ``backoff`` is updated: a cloud (or, for
+    a rejected image or flavor, that image on it) that failed is skipped for a while,
+    one that booted is forgiven.
+    """
+    by_cloud: dict[str, list[BootItem]] = {}
+    for item in plan.items:
+        by_cloud.setdefault(item.cloud, []).append(item)
+
+    def run(cloud_name: str) -> list[Outcome]:
+        outcomes = []
+        for item in by_cloud[cloud_name]:
+            outcome = _boot_item(config, clouds[cloud_name], item, key, now)
+            if on_outcome:
+                on_outcome(outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(by_cloud))) as pool:
+        for result in pool.map(run, list(by_cloud)):
+            outcomes += result
+    _update_backoff(plan, outcomes, backoff, now)
+    return BootReport(outcomes)
+
+
+def _update_backoff(plan: BootPlan, outcomes: list[Outcome], backoff: Backoff, now: datetime) -> None:
+    images = {(i.cloud, i.vm_type): i.image for i in plan.items}
+    for outcome in outcomes:
+        image_key = f"{outcome.cloud}/{images[(outcome.cloud, outcome.vm_type)]}"
+        if outcome.started:
+            backoff.succeed(outcome.cloud)
+            backoff.succeed(image_key)
+        elif outcome.error_kind in ("bad-request", "payload"):
+            backoff.fail(image_key, now)  # the image or flavor is at fault, not the cloud
+        elif outcome.error_kind is not None:
+            backoff.fail(outcome.cloud, now)

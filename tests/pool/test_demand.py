@@ -1,0 +1,142 @@
+"""`csctl demand` against the real HTCondor test pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import htcondor2
+import pytest
+
+from csctl.core.demand import compute_demand
+from csctl.core.supply import supply_from_slots
+from csctl.errors import ExitCode
+from csctl.pool.htcondor import HTCondorPool
+from tests.conftest import DATA
+
+pytestmark = pytest.mark.pool
+
+
+def seed_job() -> dict[str, str]:
+    """The seed's Cloud Scheduler job file, as a submit description."""
+    return dict(htcondor2.Submit((DATA / "seed.job").read_text()))
+
+
+def csctl(config, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "csctl", "--config", str(config), *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+
+
+def test_seed_job_file_needs_one_pandacernvm_per_job(clean_queue, pool_config):
+    clean_queue.submit(seed_job(), count=3)
+    snapshot = HTCondorPool(pool_config.pool).idle_jobs()
+    assert snapshot.errors == [] and len(snapshot.schedds) == 1
+    assert sum(g.count for g in snapshot.groups) == 3
+    demand = compute_demand(snapshot.groups, [], pool_config)
+    (req,) = demand.requirements
+    assert req.vm_type == "pandacernvm" and req.clouds == ["FGHotel", "Hermes"]
+    # +VMCPUCores = 8 with RequestCpus 1: packed eight to a VM
+    assert (req.idle_jobs, req.vms_needed) == (3, 1)
+    assert req.images == {"FGHotel": "cernvm-batch-2.6", "Hermes": "ami-00000042"}
+    assert req.keep_alive_minutes == 30 and req.owners == [clean_queue.user]
+
+
+def test_modern_requests_and_bad_attributes_reported_per_job(clean_queue, pool_config_file):
+    clean_queue.submit(
+        {"executable": "/bin/true", "request_cpus": "4", "request_memory": "9000",
+         "should_transfer_files": "NO"},
+        count=5,
+    )
+    bad = clean_queue.submit(
+        {"executable": "/bin/true", "+VMMem": '"lots"', "should_transfer_files": "NO"}
+    )
+    huge = clean_queue.submit(
+        {"executable": "/bin/true", "request_memory": "64000", "should_transfer_files": "NO"}
+    )
+    result = csctl(pool_config_file, "demand", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["idle_jobs"] == 7
+    (req,) = data["requirements"]
+    # 4 cores and 9000 MB each: one job per 8-core 18000 MB VM by memory... two fit (18000)
+    assert (req["idle_jobs"], req["vms_needed"]) == (5, 3)
+    reasons = {r["job_ids"][0]: r["reasons"] for r in data["rejected"]}
+    assert reasons == {
+        f"{bad}.0": ['VMMem: expected a number of MB, got "lots"'],
+        f"{huge}.0": ["asks 64000 MB of memory; VM type pandacernvm has 18000 MB"],
+    }
+
+
+def test_explain_names_the_missing_machine_attribute(clean_queue, pool_config_file):
+    cluster = clean_queue.submit(
+        {"executable": "/bin/true", "requirements": "TARGET.HasGPU =?= true",
+         "should_transfer_files": "NO"}
+    )
+    result = csctl(pool_config_file, "demand", "--explain")
+    assert result.returncode == 0, result.stderr
+    assert f"1 job(s) of {clean_queue.user} ({cluster}.0):" in result.stdout
+    assert "refers to TARGET.HasGPU, which the VM type does not define" in result.stdout
+
+
+def test_snapshot_from_condor_q_json_gives_the_same_demand(clean_queue, pool_config, tmp_path):
+    clean_queue.submit(seed_job(), count=9)
+    ads = clean_queue.schedd().query("JobStatus == 1")
+    path = tmp_path / "jobs.json"
+    path.write_text("[" + ",".join(ad.printJson() for ad in ads) + "]")
+    from csctl.core.queue import read_snapshot
+
+    from_file = compute_demand(read_snapshot(path), [], pool_config)
+    live = compute_demand(HTCondorPool(pool_config.pool).idle_jobs().groups, [], pool_config)
+    assert from_file.vms_needed == live.vms_needed == 2
+    assert from_file.requirements[0].images == live.requirements[0].images
+
+
+def test_room_on_a_joined_csctl_vm_is_subtracted(clean_queue, pool_config):
+    name = "csctl-demand-vm"
+    clean_queue.start_startd(
+        name,
+        f"""
+NUM_CPUS = 8
+MEMORY = 18000
+START = False
+CsctlId = "fghotel-demandtest"
+CsctlPool = "{pool_config.pool.name}"
+CsctlType = "pandacernvm"
+CsctlCloud = "FGHotel"
+VMType = "pandacernvm"
+STARTD_ATTRS = $(STARTD_ATTRS) CsctlId CsctlPool CsctlType CsctlCloud VMType
+NUM_SLOTS_TYPE_1 = 1
+SLOT_TYPE_1 = 100%
+SLOT_TYPE_1_PARTITIONABLE = True
+""",
+    )
+    pool = HTCondorPool(pool_config.pool)
+    slots = pool.csctl_slots()
+    for _ in range(40):
+        if slots:
+            break
+        import time
+
+        time.sleep(0.5)
+        slots = pool.csctl_slots()
+    assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [
+        ("fghotel-demandtest", 8, "Partitionable")
+    ]
+    clean_queue.submit(seed_job(), count=10)
+    demand = compute_demand(pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
+    (req,) = demand.requirements
+    assert (req.jobs_on_existing, req.vms_with_room, req.vms_needed) == (8, 1, 1)
+
+
+def test_unreachable_schedd_list_is_one_line(pool_config_file, tmp_path):
+    text = pool_config_file.read_text().replace("schedds = []", 'schedds = ["no-such-schedd"]')
+    config = tmp_path / "other.toml"
+    config.write_text(text)
+    result = csctl(config, "demand")
+    assert result.returncode == ExitCode.POOL_UNREACHABLE
+    assert result.stderr.splitlines()[0].startswith("error: cannot query collector")
