@@ -46,7 +46,8 @@ vm_config = "UPDATE_INTERVAL = 5"
 driver = "local"
 root = "{condor_pool.root}"
 work_dir = "/var/lib/csctl-testbed/local"
-condor_config = "NETWORK_INTERFACE = 127.0.0.1\\nENABLE_IPV6 = False"
+# jobs inside the test bed's chroot cannot unshare a mount namespace
+condor_config = "NETWORK_INTERFACE = 127.0.0.1\\nBIND_ALL_INTERFACES = False\\nENABLE_IPV6 = False\\nMOUNT_UNDER_SCRATCH ="
 
 [vm_types.small]
 cpus = 2

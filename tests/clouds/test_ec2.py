@@ -301,7 +301,10 @@ def test_list_reports_stopped_instances_with_their_reason(ec2: EC2Server, driver
 
     states = {i.provider_id: (i.state, i.fault) for i in driver.list_instances(POOL)}
 
-    assert states[vm.provider_id] == (VMState.STOPPED, "Client.UserInitiatedShutdown: User initiated shutdown")
+    assert states[vm.provider_id] == (
+        VMState.STOPPED,
+        "Client.UserInitiatedShutdown: User initiated shutdown",
+    )
 
 
 def test_list_of_an_empty_pool(ec2: EC2Server, driver: Driver) -> None:
@@ -415,6 +418,16 @@ def test_capacity_errors_start_nothing(ec2: EC2Server, code: str) -> None:
     assert raw_instances(ec2) == []
 
 
+def test_transient_errors_are_retried_within_max_attempts(ec2: EC2Server) -> None:
+    driver = make_driver(ec2, max_attempts=2)
+    failures = iter([error_response("InternalError", "try again", status=500)])
+    driver.client.meta.events.register("before-send.ec2.DescribeInstances", lambda **_: next(failures, None))
+    calls = Calls(driver)
+
+    assert driver.list_instances(POOL) == []
+    assert calls.ops == ["DescribeInstances", "DescribeInstances"]
+
+
 def test_access_key_ids_are_masked(ec2: EC2Server) -> None:
     driver = make_driver(ec2, max_attempts=1)
     inject(driver, "DescribeInstances", "UnauthorizedOperation", f"key {ACCESS_KEY_ID} may not")
@@ -441,7 +454,7 @@ def test_credentials_the_cloud_rejects(ec2: EC2Server, ec2_auth_server: Any) -> 
 
 
 def test_unknown_profile(ec2: EC2Server) -> None:
-    driver = make_driver(ec2, profile="nosuch")
+    driver = make_driver(ec2, grant=False, profile="nosuch")
 
     with pytest.raises(CloudAuthError) as err:
         driver.list_instances(POOL)
@@ -472,12 +485,18 @@ def test_closed_port(ec2: EC2Server) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     driver = make_driver(ec2, endpoint_url=url, connect_timeout=1, max_attempts=1)
 
+    calls = Calls(driver)
+
     start = time.monotonic()
     with pytest.raises(CloudTimeout) as err:
         driver.list_instances(POOL)
 
     assert time.monotonic() - start < 5
-    assert err.value.message == f'cloud hermes: DescribeInstances failed: Could not connect to the endpoint URL: "{url}/"'
+    assert calls.ops == ["DescribeInstances"]  # max_attempts counts the first try
+    assert (
+        err.value.message
+        == f'cloud hermes: DescribeInstances failed: Could not connect to the endpoint URL: "{url}/"'
+    )
     assert err.value.hint == f"check that {url} is reachable from this host"
 
 
@@ -494,10 +513,15 @@ def test_endpoint_that_never_answers(ec2: EC2Server, silent_port: int) -> None:
     url = f"http://127.0.0.1:{silent_port}"
     driver = make_driver(ec2, endpoint_url=url, read_timeout=0.5, max_attempts=1)
 
+    calls = Calls(driver)
+
     with pytest.raises(CloudTimeout) as err:
         driver.list_instances(POOL)
 
-    assert err.value.message == f'cloud hermes: DescribeInstances failed: Read timeout on endpoint URL: "{url}/"'
+    assert calls.ops == ["DescribeInstances"]
+    assert (
+        err.value.message == f'cloud hermes: DescribeInstances failed: Read timeout on endpoint URL: "{url}/"'
+    )
 
 
 # -- packaging -------------------------------------------------------------------
