@@ -13,10 +13,12 @@ import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from csctl.clouds.base import (
     TAG_BATCH,
@@ -101,7 +103,7 @@ class Settings(BaseModel):
 
     region: str = Field(min_length=1)
     profile: str | None = Field(None, description="AWS profile; default credential chain if unset")
-    endpoint_url: str | None = None
+    endpoint_url: str | None = Field(None, description="API of an EC2-compatible cloud")
     subnet_id: str | None = None
     security_group_ids: list[str] = Field(default_factory=list)
     key_name: str | None = None
@@ -110,9 +112,19 @@ class Settings(BaseModel):
     read_timeout: float = Field(60.0, gt=0, description="seconds to wait for an answer")
     max_attempts: int = Field(3, ge=1, description="tries per API call, retries included")
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _is_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S+", value):
+            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        return value
+
 
 class Driver:
     """One configured EC2 (or EC2-compatible) cloud: region, credentials and network."""
+
+    metadata_service = "ec2"  # VMs read ami-launch-index from the instance metadata
+    user_data_limit = USER_DATA_LIMIT
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
@@ -125,9 +137,11 @@ class Driver:
             return self._make_client()
 
     def list_instances(self, pool: str) -> list[Instance]:
-        """Every live instance tagged ``csctl-pool = pool``, in one paginated DescribeInstances."""
+        """Every live instance tagged ``csctl-pool = pool`` and ``csctl-cloud = <this cloud>``,
+        in one paginated DescribeInstances (two clouds may share an account and region)."""
         filters = [
             {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
+            {"Name": f"tag:{TAG_CLOUD}", "Values": [self.name]},
             {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
         ]
         with self._api("DescribeInstances"):
@@ -192,7 +206,7 @@ class Driver:
         config = Config(
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
-            retries={"max_attempts": self.settings.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.settings.max_attempts, "mode": "standard"},
             user_agent_extra=f"csctl/{__version__}",
         )
         return session.client("ec2", endpoint_url=self.settings.endpoint_url, config=config)
@@ -244,7 +258,7 @@ class Driver:
             return None
         state = _STATES.get(raw["State"]["Name"], VMState.ERROR)
         return Instance(
-            csctl_id=vm_id(batch, int(raw["AmiLaunchIndex"])),
+            csctl_id=vm_id(batch, int(raw.get("AmiLaunchIndex", 0))),
             cloud=tags.get(TAG_CLOUD, self.name),
             vm_type=tags.get(TAG_TYPE, ""),
             state=state,
@@ -256,19 +270,21 @@ class Driver:
 
     def _terminate_chunk(self, ids: list[str]) -> list[str]:
         """Terminate ids in one call; when EC2 names ids it does not know, drop them and retry."""
+        from botocore.exceptions import ClientError
+
         gone: list[str] = []
         while ids:
-            try:
-                with self._api("TerminateInstances"):
+            with self._api("TerminateInstances"):
+                try:
                     response = self.client.terminate_instances(InstanceIds=ids)
-            except CloudNotFound as err:
-                missing = set(_INSTANCE_ID.findall(err.message)) & set(ids)
-                if not missing:
-                    raise
-                log.debug("%s: already gone: %s", self.name, ", ".join(sorted(missing)))
-                gone += sorted(missing)
-                ids = [i for i in ids if i not in missing]
-                continue
+                except ClientError as exc:
+                    unknown = _unknown_instance_ids(exc, ids)
+                    if not unknown:
+                        raise
+                    log.debug("%s: already gone: %s", self.name, ", ".join(unknown))
+                    gone += unknown
+                    ids = [i for i in ids if i not in unknown]
+                    continue
             return gone + [vm["InstanceId"] for vm in response.get("TerminatingInstances", [])]
         return gone
 
@@ -377,6 +393,14 @@ def _provider_message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", ""))
 
 
+def _unknown_instance_ids(exc: ClientError, ids: Sequence[str]) -> list[str]:
+    """The ids among ``ids`` that an InvalidInstanceID.NotFound error names."""
+    if _code(exc) not in _NOT_FOUND_CODES:
+        return []
+    named = set(_INSTANCE_ID.findall(_provider_message(exc)))
+    return [i for i in ids if i in named]
+
+
 def _one_line(text: str) -> str:
     """Whitespace collapsed, access key ids masked, long provider blobs cut short."""
     text = _ACCESS_KEY_ID.sub("<access key id>", " ".join(text.split()))
@@ -401,7 +425,7 @@ def _spot_options(max_price: float) -> dict[str, Any]:
     return {
         "MarketType": "spot",
         "SpotOptions": {
-            "MaxPrice": f"{max_price:.6f}".rstrip("0").rstrip("."),
+            "MaxPrice": format(Decimal(repr(max_price)), "f"),  # 0.05 -> "0.05", never "5e-02"
             "SpotInstanceType": "one-time",
             "InstanceInterruptionBehavior": "terminate",
         },

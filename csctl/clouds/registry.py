@@ -2,7 +2,7 @@
 
 A driver module (or entry-point target) provides ``Settings`` (a pydantic model of
 the driver's own configuration keys, extra keys forbidden) and ``Driver``
-(``Driver(name, settings, config) -> Cloud``).
+(``Driver(name, settings) -> Cloud``).
 """
 
 from __future__ import annotations

@@ -524,7 +524,29 @@ def test_endpoint_that_never_answers(ec2: EC2Server, silent_port: int) -> None:
     )
 
 
-# -- packaging -------------------------------------------------------------------
+# -- configuration and packaging -------------------------------------------------
+
+
+def test_driver_from_the_configuration(ec2: EC2Server) -> None:
+    from csctl.clouds.registry import make_cloud
+    from csctl.config import parse_config
+
+    config = parse_config(
+        '[pool]\nname = "pool.test"\ncollector = "127.0.0.1:9618"\n'
+        f'[clouds.hermes]\ndriver = "ec2"\nregion = "{ec2.region}"\nprofile = "{ec2.profile}"\n'
+        f'endpoint_url = "{ec2.endpoint}"\n'
+    )
+
+    cloud = make_cloud("hermes", config.clouds["hermes"])
+
+    assert isinstance(cloud, Driver)
+    assert cloud.list_instances(POOL) == []
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:5000", "ftp://example.org", "http://"])
+def test_endpoint_url_must_be_http(url: str) -> None:
+    with pytest.raises(ValueError, match="expected an http:// or https:// URL"):
+        Settings(region="r", endpoint_url=url)
 
 
 def test_boto3_is_imported_only_on_first_use() -> None:
@@ -535,3 +557,14 @@ def test_boto3_is_imported_only_on_first_use() -> None:
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_two_clouds_in_one_account_list_only_their_own(ec2: EC2Server, driver: Driver) -> None:
+    other = Driver("hermes-2", driver.settings)
+    grant_max_count(other.client)
+    driver.boot(make_request(ec2, count=2))
+    theirs = other.boot(
+        make_request(ec2, batch="hermes-2-00000000", count=1, tags={TAG_POOL: POOL, TAG_CLOUD: "hermes-2"})
+    )
+    assert {i.cloud for i in driver.list_instances(POOL)} == {CLOUD}
+    assert [i.csctl_id for i in other.list_instances(POOL)] == [i.csctl_id for i in theirs]
