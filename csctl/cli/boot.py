@@ -43,7 +43,8 @@ def command(app: Application, dry_run: bool, demand_file: IO[str] | None) -> Non
 
     config, now = app.config, datetime.now(UTC)
     clouds = app.clouds()
-    snapshot = take_snapshot(app.pool(), clouds, config, jobs=demand_file is None)
+    # given a demand, only the clouds' lists are needed (for their limits)
+    snapshot = take_snapshot(app.pool() if demand_file is None else None, clouds, config)
     if demand_file is not None:
         try:
             demand = demand_from_json(json.load(demand_file))

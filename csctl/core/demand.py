@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csctl.config import Config
-from csctl.core.jobs import SIGNIFICANT_ATTRS, JobNeeds, JobProblem, read_needs
+from csctl.core.jobs import NEEDS_ATTRS, JobNeeds, JobProblem, read_needs
 from csctl.core.matching import (
     KB_PER_GB,
     Candidate,
@@ -211,7 +211,7 @@ def classify(groups: Iterable[JobGroup], config: Config) -> tuple[list[_Served],
 
 
 def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
-    values = evaluated_attributes(group.ad, SIGNIFICANT_ATTRS)
+    values = evaluated_attributes(group.ad, NEEDS_ATTRS)
     if isinstance(values, str):
         return JobProblem(values, "evaluates to ERROR")
     return read_needs(values)

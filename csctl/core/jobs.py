@@ -45,6 +45,25 @@ SIGNIFICANT_ATTRS = (
     "VMHighPriority",
 )
 PROJECTION = ID_ATTRS + SIGNIFICANT_ATTRS
+# What read_needs reads: evaluated in the job's own context. (Requirements is not:
+# it refers to the machine, and is evaluated against each VM type's ad instead.)
+NEEDS_ATTRS = (
+    "RequestCpus",
+    "RequestMemory",
+    "RequestDisk",
+    "VMType",
+    "VMLoc",
+    "VMAMI",
+    "VMMem",
+    "VMCPUCores",
+    "VMStorage",
+    "TargetClouds",
+    "VMInstanceType",
+    "VMKeepAlive",
+    "VMMaximumPrice",
+    "VMJobPerCore",
+    "VMHighPriority",
+)
 
 
 @dataclass(frozen=True)

@@ -134,15 +134,20 @@ class Matcher:
             return reason
         machine = self._ads[(type_name, cloud)]
         refs = sorted(set(machine.externalRefs(requirements)) | set(job_ad.externalRefs(requirements)))
-        missing = [r for r in refs if r and _bare(r) not in machine and _bare(r) not in job_ad]
+        missing = [r for r in refs if r and not _defined(r, machine, job_ad)]
         if missing:
             reason += f" (refers to {', '.join(missing)}, which the VM type does not define)"
         return reason
 
 
-def _bare(reference: str) -> str:
-    """``TARGET.HasGPU`` -> ``HasGPU``."""
-    return reference.rsplit(".", 1)[-1]
+def _defined(reference: str, machine: Any, job: Any) -> bool:
+    """Whether ``TARGET.x`` / ``MY.x`` / ``x`` names an attribute of the ad it looks in."""
+    scope, _, name = reference.rpartition(".")
+    if scope.lower() == "target":
+        return name in machine
+    if scope.lower() == "my":
+        return name in job
+    return name in machine or name in job
 
 
 def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:

@@ -60,12 +60,19 @@ class HTCondorPool:
         try:
             if not self.config.schedds:
                 return list(self.collector.locateAll(daemon))
-            return [self.collector.locate(daemon, name) for name in self.config.schedds]
+            found = [(name, self.collector.locate(daemon, name)) for name in self.config.schedds]
         except self.htcondor.HTCondorException as exc:
             raise PoolUnreachable(
                 f"cannot query collector {self.config.collector}: {exc}",
                 hint="check pool.collector and that csctl may read from the pool",
             ) from None
+        unknown = [name for name, ad in found if ad is None]
+        if unknown:
+            raise PoolUnreachable(
+                f"collector {self.config.collector} knows no schedd named {', '.join(unknown)}",
+                hint="check pool.schedds (condor_status -schedd lists the names)",
+            )
+        return [ad for _, ad in found]
 
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``."""
