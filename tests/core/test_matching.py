@@ -135,3 +135,14 @@ def test_file_system_domain_from_pool(config):
 def test_job_image_override_opens_a_cloud_without_configured_image(config):
     ad = job('TARGET.Arch == "aarch64"', VMAMI="FGHotel:my-arm-image")
     assert choose(config, ad) == Candidate("small", ("FGHotel", "Hermes"))
+
+
+def test_explain_names_a_target_attribute_the_job_has_but_the_vm_lacks():
+    cfg = parse_config(TWO_TYPES.replace('filesystem_domain = "test.domain"\n', ""))
+    ad = job("TARGET.FileSystemDomain == MY.FileSystemDomain", FileSystemDomain="x")
+    result = choose(cfg, ad)
+    assert isinstance(result, Unservable)
+    assert result.reasons[0] == (
+        "Requirements is false on VM type pandacernvm "
+        "(refers to TARGET.FileSystemDomain, which the VM type does not define)"
+    )

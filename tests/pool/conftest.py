@@ -14,7 +14,10 @@ def pool_config_file(condor_pool, tmp_path: Path) -> Path:
     text = EXAMPLE_CONFIG.read_text()
     text = text.replace('name = "pool.example.org"', f'name = "{condor_pool.trust_domain}"')
     text = text.replace('"cm.example.org:9618"', f'"{condor_pool.collector}"')
-    text = text.replace("[policy]", f'filesystem_domain = "{condor_pool.filesystem_domain}"\n\n[policy]', 1)
+    collector_line = f'collector = "{condor_pool.collector}"'
+    text = text.replace(
+        collector_line, f'{collector_line}\nfilesystem_domain = "{condor_pool.filesystem_domain}"'
+    )
     head, _, rest = text.partition("[clouds.FGHotel]")
     _, _, types = rest.partition("[vm_types.pandacernvm]")
     clouds = "".join(

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.pool
 def config_file(condor_pool, tmp_path):
     path = tmp_path / "csctl.toml"
     path.write_text(
-        testbed_config_text(condor_pool).replace(
+        config_text(condor_pool).replace(
             f'state_dir = "{condor_pool.root}/var/lib/csctl-test-state"', f'state_dir = "{tmp_path}/state"'
         )
     )

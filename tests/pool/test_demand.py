@@ -62,6 +62,7 @@ def test_modern_requests_and_bad_attributes_reported_per_job(clean_queue, pool_c
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["idle_jobs"] == 7
+    assert len(data["requirements"]) == 1, data["rejected"]
     (req,) = data["requirements"]
     # 4 cores and 9000 MB each: one job per 8-core 18000 MB VM by memory... two fit (18000)
     assert (req["idle_jobs"], req["vms_needed"]) == (5, 3)
@@ -98,7 +99,7 @@ def test_snapshot_from_condor_q_json_gives_the_same_demand(clean_queue, pool_con
 
 def test_room_on_a_joined_csctl_vm_is_subtracted(clean_queue, pool_config):
     name = "csctl-demand-vm"
-    clean_queue.start_startd(
+    startd = clean_queue.start_startd(
         name,
         f"""
 NUM_CPUS = 8
@@ -129,6 +130,7 @@ SLOT_TYPE_1_PARTITIONABLE = True
     ]
     clean_queue.submit(seed_job(), count=10)
     demand = compute_demand(pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
+    startd.stop()
     (req,) = demand.requirements
     assert (req.jobs_on_existing, req.vms_with_room, req.vms_needed) == (8, 1, 1)
 
@@ -139,4 +141,4 @@ def test_unreachable_schedd_list_is_one_line(pool_config_file, tmp_path):
     config.write_text(text)
     result = csctl(config, "demand")
     assert result.returncode == ExitCode.POOL_UNREACHABLE
-    assert result.stderr.splitlines()[0].startswith("error: cannot query collector")
+    assert result.stderr.splitlines()[0] == "error: collector 127.0.0.1:9618 knows no schedd named no-such-schedd"
