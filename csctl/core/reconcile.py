@@ -1,0 +1,123 @@
+"""Reconciliation: the clouds' instances joined with the pool's startd ads on the csctl id."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from csctl.clouds.base import Instance, VMState
+from csctl.config import Config
+from csctl.core.supply import StartdSlot
+
+SCHEMA = "csctl.joincheck/1"
+
+
+class Status(StrEnum):
+    """Where a VM stands, from both sides."""
+
+    BOOTING = "booting"  # the cloud runs it, the pool does not know it yet
+    IDLE = "idle"  # joined, no job
+    BUSY = "busy"  # joined, running at least one job
+    DRAINING = "draining"  # joined, told to take no new job
+    NEVER_JOINED = "never-joined"  # running past the join timeout without a startd
+    ERROR = "error"  # the cloud says it failed
+    STOPPED = "stopped"  # the cloud keeps it but it does not run (e.g. HTCondor exited)
+    LOST = "lost"  # a startd whose instance no cloud lists
+
+
+@dataclass
+class VMView:
+    """One VM as csctl sees it."""
+
+    csctl_id: str
+    cloud: str
+    vm_type: str
+    status: Status
+    instance: Instance | None = None
+    slots: list[StartdSlot] = field(default_factory=list)
+    age_minutes: int | None = None
+    idle_since: int | None = None  # epoch seconds the VM last became idle (joined, no job)
+
+    @property
+    def claimed(self) -> list[StartdSlot]:
+        """Slots running a job."""
+        return [s for s in self.slots if s.state == "Claimed"]
+
+
+@dataclass
+class JoinReport:
+    """Every csctl VM of the pool, classified."""
+
+    vms: list[VMView]
+    unlisted_clouds: list[str]
+    schema: str = SCHEMA
+
+    def count(self, status: Status) -> int:
+        return sum(1 for vm in self.vms if vm.status is status)
+
+
+def _joined_status(slots: Sequence[StartdSlot]) -> Status:
+    if any(s.draining for s in slots):
+        return Status.DRAINING
+    if any(s.state == "Claimed" for s in slots):
+        return Status.BUSY
+    return Status.IDLE
+
+
+def _instance_status(instance: Instance, age: timedelta | None, timeout: timedelta) -> Status:
+    if instance.state is VMState.ERROR:
+        return Status.ERROR
+    if instance.state is VMState.STOPPED:
+        return Status.STOPPED
+    if age is not None and age >= timeout:
+        return Status.NEVER_JOINED
+    return Status.BOOTING
+
+
+def reconcile(
+    instances: Iterable[Instance],
+    slots: Iterable[StartdSlot],
+    config: Config,
+    now: datetime,
+    unlisted_clouds: Collection[str] = (),
+) -> JoinReport:
+    """Classify every VM. A startd of a cloud that could not be listed is not called lost."""
+    by_id: dict[str, list[StartdSlot]] = {}
+    for slot in slots:
+        by_id.setdefault(slot.csctl_id, []).append(slot)
+    timeout = timedelta(minutes=config.policy.join_timeout_minutes)
+    views: list[VMView] = []
+    for inst in instances:
+        if inst.state is VMState.DELETED:
+            continue
+        age = now - inst.booted_at if inst.booted_at else None
+        vm_slots = by_id.pop(inst.csctl_id, [])
+        status = _joined_status(vm_slots) if vm_slots else _instance_status(inst, age, timeout)
+        views.append(
+            VMView(
+                inst.csctl_id,
+                inst.cloud,
+                inst.vm_type,
+                status,
+                inst,
+                vm_slots,
+                int(age.total_seconds() // 60) if age else None,
+                _idle_since(vm_slots),
+            )
+        )
+    for csctl_id, orphan in by_id.items():
+        if orphan[0].cloud in unlisted_clouds:
+            continue
+        views.append(VMView(csctl_id, orphan[0].cloud, orphan[0].vm_type, Status.LOST, None, orphan))
+    views.sort(key=lambda v: (v.cloud, v.csctl_id))
+    return JoinReport(views, sorted(unlisted_clouds))
+
+
+def _idle_since(slots: Sequence[StartdSlot]) -> int | None:
+    """When a joined VM with no claimed slot last changed state (None when busy)."""
+    if not slots or any(s.state == "Claimed" for s in slots):
+        return None
+    times = [s.entered_state for s in slots if s.entered_state is not None]
+    return max(times) if times else None

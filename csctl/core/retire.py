@@ -1,0 +1,115 @@
+"""Retirement planning: which VMs to drain, which to terminate, and why. Pure.
+
+Graceful first: a VM to retire is drained (no new job; running jobs finish, the
+VM's MAXJOBRETIREMENTTIME allows it), and terminated only once a fresh look at the
+pool shows no claimed slot on it. A VM running a job is never terminated unless
+``force`` is given, and then every job on it is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from csctl.config import Config
+from csctl.core.demand import Demand
+from csctl.core.reconcile import JoinReport, Status, VMView
+
+SCHEMA = "csctl.retireplan/1"
+
+
+class Action(StrEnum):
+    DRAIN = "drain"
+    TERMINATE = "terminate"
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """One VM to act on."""
+
+    csctl_id: str
+    cloud: str
+    vm_type: str
+    action: Action
+    reason: str
+    jobs: tuple[str, ...] = ()  # jobs a forced termination kills
+
+
+@dataclass
+class RetirePlan:
+    """What ``retire`` will do; ``--dry-run`` prints exactly this."""
+
+    retirements: list[Retirement]
+    kept: dict[str, str] = field(default_factory=dict)  # csctl id -> why it stays
+    schema: str = SCHEMA
+
+    def ids(self, action: Action) -> list[str]:
+        return [r.csctl_id for r in self.retirements if r.action is action]
+
+
+def _needed(vm: VMView, demand: Demand) -> bool:
+    return any(
+        r.vm_type == vm.vm_type and vm.cloud in r.clouds and r.idle_jobs > 0 for r in demand.requirements
+    )
+
+
+def _keep_alive_minutes(vm: VMView, config: Config) -> int:
+    cloud = config.clouds.get(vm.cloud)
+    if cloud is not None and cloud.keep_alive_minutes is not None:
+        return cloud.keep_alive_minutes
+    vm_type = config.vm_types.get(vm.vm_type)
+    return vm_type.keep_alive_minutes if vm_type else 0
+
+
+def _why_retire(vm: VMView, demand: Demand, config: Config, now: datetime) -> str | None:
+    """Why a joined VM should go, or None."""
+    cloud = config.clouds.get(vm.cloud)
+    if cloud is None:
+        return f"cloud {vm.cloud} is no longer configured"
+    if not cloud.enabled:
+        return f"cloud {vm.cloud} is disabled: emptying it"
+    lifetime = config.policy.max_lifetime_hours
+    if lifetime and vm.age_minutes is not None and vm.age_minutes >= lifetime * 60:
+        return f"past the maximum lifetime of {lifetime} h"
+    if vm.status is Status.IDLE and not _needed(vm, demand):
+        keep = _keep_alive_minutes(vm, config)
+        idle = (now.timestamp() - vm.idle_since) / 60 if vm.idle_since is not None else None
+        if idle is None or idle >= keep:
+            return f"idle, no job needs {vm.vm_type} on {vm.cloud}" + (f" (kept {keep} min)" if keep else "")
+    return None
+
+
+def plan_retire(
+    report: JoinReport, demand: Demand, config: Config, now: datetime, force: bool = False
+) -> RetirePlan:
+    """Decide, for every joined or stopped VM, whether to drain it, terminate it, or keep it."""
+    plan = RetirePlan([])
+    for vm in report.vms:
+        if vm.status is Status.STOPPED:
+            plan.retirements.append(_act(vm, Action.TERMINATE, "stopped in the cloud"))
+        elif vm.status is Status.DRAINING:
+            _finish_draining(vm, force, plan)
+        elif vm.status in (Status.IDLE, Status.BUSY):
+            reason = _why_retire(vm, demand, config, now)
+            if reason is None:
+                plan.kept[vm.csctl_id] = "needed" if vm.status is Status.IDLE else "running jobs"
+            elif force and vm.claimed:
+                plan.retirements.append(_act(vm, Action.TERMINATE, reason + " (forced)", forced=True))
+            else:
+                plan.retirements.append(_act(vm, Action.DRAIN, reason))
+    return plan
+
+
+def _finish_draining(vm: VMView, force: bool, plan: RetirePlan) -> None:
+    if not vm.claimed:
+        plan.retirements.append(_act(vm, Action.TERMINATE, "drained"))
+    elif force:
+        plan.retirements.append(_act(vm, Action.TERMINATE, "draining (forced)", forced=True))
+    else:
+        plan.kept[vm.csctl_id] = f"draining: {len(vm.claimed)} job(s) still running"
+
+
+def _act(vm: VMView, action: Action, reason: str, forced: bool = False) -> Retirement:
+    jobs = tuple(s.job_id or "?" for s in vm.claimed) if forced else ()
+    return Retirement(vm.csctl_id, vm.cloud, vm.vm_type, action, reason, jobs)

@@ -1,0 +1,201 @@
+"""Reconciliation and retirement planning (pure)."""
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from csctl.clouds.base import Instance, VMState
+from csctl.config import parse_config
+from csctl.core.demand import Demand, VMRequirement
+from csctl.core.reconcile import Status, reconcile
+from csctl.core.retire import Action, plan_retire
+from csctl.core.supply import StartdSlot
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CONFIG = """
+[pool]
+name = "p"
+collector = "127.0.0.1"
+[policy]
+join_timeout_minutes = 20
+max_lifetime_hours = {lifetime}
+[clouds.A]
+driver = "local"
+[clouds.B]
+driver = "local"
+enabled = {b_enabled}
+keep_alive_minutes = 30
+[vm_types.t]
+cpus = 4
+memory = 8000
+disk = 10
+keep_alive_minutes = 10
+images = {{ A = "x", B = "y" }}
+"""
+
+
+def config(lifetime=0, b_enabled="true"):
+    return parse_config(CONFIG.format(lifetime=lifetime, b_enabled=b_enabled))
+
+
+def inst(vm_id, cloud="A", state=VMState.RUNNING, minutes=5):
+    return Instance(vm_id, cloud, "t", state, f"p-{vm_id}", booted_at=NOW - timedelta(minutes=minutes))
+
+
+def slot(vm_id, state="Unclaimed", draining=False, idle_minutes=60, cloud="A", job=None, name="slot1"):
+    return StartdSlot(
+        f"{name}@{vm_id}",
+        vm_id,
+        vm_id,
+        "t",
+        cloud,
+        "Partitionable" if name == "slot1" else "Dynamic",
+        state,
+        "Idle",
+        4,
+        8000,
+        1000,
+        draining,
+        "<127.0.0.1:1>",
+        job,
+        int((NOW - timedelta(minutes=idle_minutes)).timestamp()),
+    )
+
+
+def busy(vm_id, cloud="A", draining=False):
+    return [
+        slot(vm_id, cloud=cloud, draining=draining),
+        slot(vm_id, "Claimed", draining, cloud=cloud, job="7.0", name="slot1_1"),
+    ]
+
+
+NO_DEMAND = Demand([], [], 0)
+
+
+def test_classification():
+    instances = [
+        inst("booting", minutes=5),
+        inst("late", minutes=25),
+        inst("broken", state=VMState.ERROR),
+        inst("off", state=VMState.STOPPED),
+        inst("idle"),
+        inst("busy"),
+        inst("draining"),
+        inst("gone", state=VMState.DELETED),
+    ]
+    slots = [
+        slot("idle"),
+        *busy("busy"),
+        slot("draining", draining=True),
+        slot("orphan"),
+        slot("unknown", cloud="C"),
+    ]
+    report = reconcile(instances, slots, config(), NOW, unlisted_clouds={"C"})
+    assert {v.csctl_id: v.status for v in report.vms} == {
+        "booting": Status.BOOTING,
+        "late": Status.NEVER_JOINED,
+        "broken": Status.ERROR,
+        "off": Status.STOPPED,
+        "idle": Status.IDLE,
+        "busy": Status.BUSY,
+        "draining": Status.DRAINING,
+        "orphan": Status.LOST,
+    }
+    assert report.unlisted_clouds == ["C"]
+
+
+def plan(instances, slots, demand=NO_DEMAND, cfg=None, force=False):
+    cfg = cfg or config()
+    return plan_retire(reconcile(instances, slots, cfg, NOW), demand, cfg, NOW, force)
+
+
+def test_idle_past_keep_alive_is_drained_not_terminated():
+    p = plan([inst("a")], [slot("a", idle_minutes=11)])
+    assert [(r.csctl_id, r.action) for r in p.retirements] == [("a", Action.DRAIN)]
+    assert p.retirements[0].reason == "idle, no job needs t on A (kept 10 min)"
+
+
+def test_idle_within_keep_alive_is_kept_and_cloud_keep_alive_wins():
+    assert plan([inst("a")], [slot("a", idle_minutes=5)]).retirements == []
+    assert plan([inst("b", "B")], [slot("b", cloud="B", idle_minutes=20)]).retirements == []
+
+
+def test_idle_vm_whose_type_is_needed_is_kept():
+    demand = Demand([VMRequirement("t", ["A"], idle_jobs=3)], [], 3)
+    p = plan([inst("a")], [slot("a", idle_minutes=600)], demand)
+    assert p.retirements == [] and p.kept == {"a": "needed"}
+
+
+def test_busy_vm_is_kept_even_when_not_needed():
+    p = plan([inst("a")], busy("a"))
+    assert p.retirements == [] and p.kept == {"a": "running jobs"}
+
+
+def test_lifetime_and_disabled_cloud_drain_busy_vms():
+    p = plan([inst("a", minutes=61)], busy("a"), cfg=config(lifetime=1))
+    assert [(r.action, r.reason) for r in p.retirements] == [
+        (Action.DRAIN, "past the maximum lifetime of 1 h")
+    ]
+    p = plan([inst("b", "B")], busy("b", "B"), cfg=config(b_enabled="false"))
+    assert [(r.action, r.reason) for r in p.retirements] == [
+        (Action.DRAIN, "cloud B is disabled: emptying it")
+    ]
+
+
+def test_drained_vm_is_terminated_and_draining_one_waits():
+    p = plan([inst("done"), inst("wait")], [slot("done", draining=True), *busy("wait", draining=True)])
+    assert [(r.csctl_id, r.action) for r in p.retirements] == [("done", Action.TERMINATE)]
+    assert p.kept == {"wait": "draining: 1 job(s) still running"}
+
+
+def test_force_names_the_jobs_it_kills():
+    p = plan([inst("wait")], busy("wait", draining=True), force=True)
+    (r,) = p.retirements
+    assert (r.action, r.jobs) == (Action.TERMINATE, ("7.0",))
+
+
+def test_stopped_is_terminated_and_booting_or_lost_untouched():
+    p = plan([inst("off", state=VMState.STOPPED), inst("new")], [slot("orphan")])
+    assert [(r.csctl_id, r.action) for r in p.retirements] == [("off", Action.TERMINATE)]
+
+
+vm_strategy = st.tuples(
+    st.sampled_from(["A", "B"]),
+    st.sampled_from(["none", "idle", "busy", "draining-idle", "draining-busy"]),
+    st.integers(0, 300),  # age in minutes
+    st.integers(0, 100),  # idle minutes
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    vms=st.lists(vm_strategy, max_size=8),
+    lifetime=st.integers(0, 3),
+    enabled=st.booleans(),
+    needed=st.booleans(),
+)
+def test_never_terminates_a_vm_running_a_job_unless_forced(vms, lifetime, enabled, needed):
+    instances, slots = [], []
+    for i, (cloud, kind, age, idle) in enumerate(vms):
+        vm_id = f"vm{i}"
+        instances.append(inst(vm_id, cloud, minutes=age))
+        if kind == "idle":
+            slots.append(slot(vm_id, cloud=cloud, idle_minutes=idle))
+        elif kind == "busy":
+            slots += busy(vm_id, cloud)
+        elif kind == "draining-idle":
+            slots.append(slot(vm_id, cloud=cloud, draining=True))
+        elif kind == "draining-busy":
+            slots += busy(vm_id, cloud, draining=True)
+    cfg = config(lifetime=lifetime, b_enabled=str(enabled).lower())
+    demand = Demand([VMRequirement("t", ["A", "B"], idle_jobs=1)], [], 1) if needed else NO_DEMAND
+    report = reconcile(instances, slots, cfg, NOW)
+    claimed = {v.csctl_id for v in report.vms if v.claimed}
+    for r in plan_retire(report, demand, cfg, NOW).retirements:
+        if r.action is Action.TERMINATE:
+            assert r.csctl_id not in claimed
+    forced = plan_retire(report, demand, cfg, NOW, force=True)
+    for r in forced.retirements:
+        if r.action is Action.TERMINATE and r.csctl_id in claimed:
+            assert r.jobs and "(forced)" in r.reason
