@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "config": "config_cmd",
     "delegate-proxy": "delegate_proxy",
     "demand": "demand",
+    "join-check": "join_check",
+    "retire": "retire",
 }
 
 

@@ -38,10 +38,11 @@ class Application:
         return HTCondorPool(self.config.pool)
 
     def clouds(self) -> dict[str, Cloud]:
-        """A driver for every enabled cloud."""
+        """A driver for every configured cloud (a disabled one is listed and emptied,
+        never booted on)."""
         from csctl.clouds.registry import make_cloud
 
-        return {n: make_cloud(n, c) for n, c in self.config.clouds.items() if c.enabled}
+        return {n: make_cloud(n, c) for n, c in self.config.clouds.items()}
 
 
 pass_app = click.make_pass_decorator(Application)

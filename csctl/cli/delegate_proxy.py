@@ -34,41 +34,88 @@ def _passphrase(fd: int | None, key: Path) -> Callable[[], bytes]:
         try:
             return getpass.getpass(f"Enter pass phrase for {key}: ").encode()
         except EOFError as exc:
-            raise CredentialError(f"{key}: private key is encrypted and no passphrase was given",
-                                  hint="type it on a terminal or use --passphrase-fd") from exc
+            raise CredentialError(
+                f"{key}: private key is encrypted and no passphrase was given",
+                hint="type it on a terminal or use --passphrase-fd",
+            ) from exc
 
     return passphrase_from_fd(fd) if fd is not None else from_terminal
 
 
 @click.command("delegate-proxy")
-@click.option("--cert", type=P, envvar="X509_USER_CERT", show_envvar=True,
-              help="Issuer certificate, or a proxy file to make a proxy of a proxy. "
-                   "[default: ~/.globus/usercert.pem]")
-@click.option("--key", type=P, envvar="X509_USER_KEY", show_envvar=True,
-              help="Issuer private key (mode 0600 or 0400). [default: ~/.globus/userkey.pem]")
-@click.option("--out", type=P, help="Proxy file to write. [default: $X509_USER_PROXY, "
-              "else /tmp/x509up_u<uid>; with --sign: stdout]")
-@click.option("--valid", "lifetime", default="12:00", show_default=True, metavar="H:M",
-              help="Lifetime H:M; capped, with a warning, at the issuer's remaining life.")
-@click.option("--limited", is_flag=True,
-              help="Make a limited proxy (gatekeepers refuse it for job submission).")
-@click.option("--path-length", type=click.IntRange(min=0),
-              help="Allow at most N further proxies below this one. [default: unlimited]")
-@click.option("--bits", type=click.IntRange(min=2048), default=2048, show_default=True,
-              help="Size of the new RSA key.")
-@click.option("--passphrase-fd", type=int, metavar="N",
-              help="Read the key's passphrase from file descriptor N (else asked on the terminal).")
-@click.option("--cert-dir", type=P, envvar="X509_CERT_DIR", show_envvar=True,
-              help="Trusted CA directory. [default: ~/.globus/certificates or "
-                   "/etc/grid-security/certificates]")
-@click.option("--request", type=P, metavar="CSR_OUT",
-              help="Receiver: write a certificate request; keep its new key in --request-key.")
+@click.option(
+    "--cert",
+    type=P,
+    envvar="X509_USER_CERT",
+    show_envvar=True,
+    help="Issuer certificate, or a proxy file to make a proxy of a proxy. [default: ~/.globus/usercert.pem]",
+)
+@click.option(
+    "--key",
+    type=P,
+    envvar="X509_USER_KEY",
+    show_envvar=True,
+    help="Issuer private key (mode 0600 or 0400). [default: ~/.globus/userkey.pem]",
+)
+@click.option(
+    "--out",
+    type=P,
+    help="Proxy file to write. [default: $X509_USER_PROXY, else /tmp/x509up_u<uid>; with --sign: stdout]",
+)
+@click.option(
+    "--valid",
+    "lifetime",
+    default="12:00",
+    show_default=True,
+    metavar="H:M",
+    help="Lifetime H:M; capped, with a warning, at the issuer's remaining life.",
+)
+@click.option(
+    "--limited", is_flag=True, help="Make a limited proxy (gatekeepers refuse it for job submission)."
+)
+@click.option(
+    "--path-length",
+    type=click.IntRange(min=0),
+    help="Allow at most N further proxies below this one. [default: unlimited]",
+)
+@click.option(
+    "--bits", type=click.IntRange(min=2048), default=2048, show_default=True, help="Size of the new RSA key."
+)
+@click.option(
+    "--passphrase-fd",
+    type=int,
+    metavar="N",
+    help="Read the key's passphrase from file descriptor N (else asked on the terminal).",
+)
+@click.option(
+    "--cert-dir",
+    type=P,
+    envvar="X509_CERT_DIR",
+    show_envvar=True,
+    help="Trusted CA directory. [default: ~/.globus/certificates or /etc/grid-security/certificates]",
+)
+@click.option(
+    "--request",
+    type=P,
+    metavar="CSR_OUT",
+    help="Receiver: write a certificate request; keep its new key in --request-key.",
+)
 @click.option("--request-key", type=P, help="Key kept by --request. [default: CSR_OUT.key]")
 @click.option("--sign", type=P, metavar="CSR", help="Issuer: sign CSR; print proxy cert + chain.")
-@click.option("--assemble", type=P, metavar="CERTS",
-              help="Receiver: CERTS returned by --sign + --request-key -> proxy file --out.")
-@click.option("--info", type=P, is_flag=False, flag_value=Path(""), metavar="[FILE]",
-              help="Describe a proxy file (default: the proxy --out would write).")
+@click.option(
+    "--assemble",
+    type=P,
+    metavar="CERTS",
+    help="Receiver: CERTS returned by --sign + --request-key -> proxy file --out.",
+)
+@click.option(
+    "--info",
+    type=P,
+    is_flag=False,
+    flag_value=Path(""),
+    metavar="[FILE]",
+    help="Describe a proxy file (default: the proxy --out would write).",
+)
 @json_option
 @pass_app
 def command(app: Application, **opts: Any) -> None:
@@ -159,11 +206,15 @@ def _show(app: Application, path: Path, opts: dict[str, Any]) -> None:
         app.console.print_json(info)
     else:
         left = info.seconds_left
-        for label, value in [("file", info.path), ("subject", info.subject),
-                             ("issuer", info.issuer), ("identity", info.identity),
-                             ("type", info.type.value),
-                             ("time left", f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"),
-                             ("valid until", f"{info.not_after:%Y-%m-%d %H:%M:%SZ}")]:
+        for label, value in [
+            ("file", info.path),
+            ("subject", info.subject),
+            ("issuer", info.issuer),
+            ("identity", info.identity),
+            ("type", info.type.value),
+            ("time left", f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"),
+            ("valid until", f"{info.not_after:%Y-%m-%d %H:%M:%SZ}"),
+        ]:
             app.console.result(f"{label:<11} : {value}")
         rows = [(c.type.value, c.subject, f"{c.not_after:%Y-%m-%d %H:%M}Z") for c in info.chain]
         app.console.table("chain", ["type", "subject", "valid until"], rows)

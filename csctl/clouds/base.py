@@ -55,6 +55,7 @@ class Instance:
     booted_at: datetime | None = None
     address: str | None = None
     fault: str | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,7 @@ class Driver:
             booted_at=raw.get("LaunchTime"),
             address=raw.get("PrivateIpAddress"),
             fault=_fault(raw, state),
+            image=raw.get("ImageId"),
         )
 
     def _terminate_chunk(self, ids: list[str]) -> list[str]:

@@ -167,6 +167,7 @@ class Driver:
         record = {
             "csctl_id": vm.csctl_id,
             "provider_id": f"local:{vm.csctl_id}",
+            "image": request.image,
             "tags": {
                 **request.tags,
                 TAG_BATCH: request.batch_id,
@@ -252,6 +253,7 @@ class Driver:
             provider_id=str(data["provider_id"]),
             booted_at=datetime.fromisoformat(str(data["booted_at"])),
             address="127.0.0.1",
+            image=data.get("image"),
         )
 
     def _stop(self, vm: LocalVM) -> None:

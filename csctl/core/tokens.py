@@ -27,6 +27,8 @@ SCRAMBLE = b"\xde\xad\xbe\xef"
 POOL_KEY_NAME = "POOL"
 # what a VM's daemons need and nothing more: advertise the startd and its master
 STARTD_SCOPES = ("condor:/ADVERTISE_STARTD", "condor:/ADVERTISE_MASTER")
+# what csctl needs to command a VM (drain it, shut it down)
+COMMAND_SCOPES = ("condor:/ADMINISTRATOR", "condor:/READ")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def mint(
         raise ValueError("a token must expire: lifetime_seconds must be > 0")
     header = {"alg": "HS256", "kid": key.name, "typ": "JWT"}
     iat = int(now.timestamp())
+    if not scopes:
+        raise ValueError("a token must be scoped: name at least one condor:/ authorization")
     claims = {
         "iss": issuer,
         "sub": subject,

@@ -50,13 +50,16 @@ def list_clouds(clouds: Mapping[str, Cloud], pool_name: str) -> tuple[list[Insta
     return instances, errors
 
 
-def take_snapshot(pool: Pool | None, clouds: Mapping[str, Cloud], config: Config) -> Snapshot:
-    """The pool's idle jobs and csctl slots (skipped when ``pool`` is None) and every
-    cloud's instances."""
+def take_snapshot(
+    pool: Pool | None, clouds: Mapping[str, Cloud], config: Config, jobs: bool = True
+) -> Snapshot:
+    """The pool's idle jobs (if ``jobs``) and csctl slots (both skipped when ``pool`` is
+    None) and every cloud's instances."""
     snapshot = Snapshot()
     if pool is not None:
-        queue = pool.idle_jobs()
-        snapshot.groups, snapshot.errors = queue.groups, list(queue.errors)
+        if jobs:
+            queue = pool.idle_jobs()
+            snapshot.groups, snapshot.errors = queue.groups, list(queue.errors)
         snapshot.slots = pool.csctl_slots()
     snapshot.instances, cloud_errors = list_clouds(clouds, config.pool.name)
     snapshot.errors += cloud_errors.values()

@@ -9,6 +9,16 @@ from csctl.core.demand import JobGroup
 from csctl.core.supply import StartdSlot
 
 
+@dataclass(frozen=True)
+class DrainTarget:
+    """A VM to drain: the address of its startd and a token it accepts (named by key)."""
+
+    csctl_id: str
+    address: str
+    token: str
+    key_name: str
+
+
 @dataclass
 class QueueSnapshot:
     """Idle jobs of every schedd that answered; ``errors`` names those that did not."""
@@ -19,7 +29,7 @@ class QueueSnapshot:
 
 
 class Pool(Protocol):
-    """Read access to the pool (commands that act on startds come with retire)."""
+    """The pool: its idle jobs, csctl's slots, and draining csctl's VMs."""
 
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of the configured schedds (all known ones if none configured),
@@ -28,4 +38,8 @@ class Pool(Protocol):
 
     def csctl_slots(self) -> list[StartdSlot]:
         """Slot ads of every startd carrying this pool's csctl id, in one collector query."""
+        ...
+
+    def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
+        """Drain each target gracefully; csctl id -> None if accepted, else the error."""
         ...

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 from csctl.config import PoolConfig
@@ -12,7 +15,7 @@ from csctl.core.jobs import PROJECTION
 from csctl.core.queue import IDLE, group_ads
 from csctl.core.supply import StartdSlot
 from csctl.errors import PoolUnreachable
-from csctl.pool import QueueSnapshot
+from csctl.pool import DrainTarget, QueueSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,28 @@ class HTCondorPool:
             raise PoolUnreachable(f"cannot query collector {self.config.collector}: {exc}") from None
         return [_slot(ad) for ad in ads]
 
+    def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
+        """Drain each target gracefully (running jobs finish; no new ones start).
+
+        Returns csctl id -> None when the startd accepted, else the error message.
+        """
+        import classad2
+
+        htcondor = self.htcondor
+        results: dict[str, str | None] = {}
+        with TokenDirectory(htcondor, {t.key_name: t.token for t in targets}):
+            for target in targets:
+                location = classad2.ClassAd({"MyAddress": target.address, "MyType": "Startd"})
+                try:
+                    htcondor.Startd(location).drainJobs(
+                        htcondor.DrainType.Graceful, htcondor.CompletionType.Nothing, reason=reason
+                    )
+                    results[target.csctl_id] = None
+                except htcondor.HTCondorException as exc:
+                    log.debug("drain of %s failed", target.csctl_id, exc_info=True)
+                    results[target.csctl_id] = f"drain refused or unreachable: {exc}"
+        return results
+
 
 def _slot(ad: Any) -> StartdSlot:
     return StartdSlot(
@@ -123,3 +148,36 @@ def _slot(ad: Any) -> StartdSlot:
         job_id=ad.get("JobId"),
         entered_state=ad.get("EnteredCurrentState"),
     )
+
+
+class TokenDirectory:
+    """Tokens handed to the bindings for the duration of a ``with`` block.
+
+    The bindings take tokens from SEC_TOKEN_DIRECTORY and pick the one whose key the
+    server trusts; csctl's per-VM command tokens live in a private temporary
+    directory (mode 0700, files 0600) that is removed on exit.
+    """
+
+    def __init__(self, htcondor: Any, tokens: dict[str, str]) -> None:
+        self.htcondor = htcondor
+        self.tokens = tokens
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._old: str | None = None
+
+    def __enter__(self) -> TokenDirectory:
+        self._tmp = tempfile.TemporaryDirectory(prefix="csctl-tokens-")
+        for name, token in self.tokens.items():
+            fd = os.open(Path(self._tmp.name) / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+        self._old = self.htcondor.param.get("SEC_TOKEN_DIRECTORY")
+        self.htcondor.param["SEC_TOKEN_DIRECTORY"] = self._tmp.name
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is None:
+            del self.htcondor.param["SEC_TOKEN_DIRECTORY"]
+        else:
+            self.htcondor.param["SEC_TOKEN_DIRECTORY"] = self._old
+        assert self._tmp is not None
+        self._tmp.cleanup()

@@ -1,0 +1,104 @@
+"""``csctl join-check``: which VMs joined the pool, which never did, what is orphaned."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import click
+
+from csctl.cli.app import Application, json_option, pass_app
+from csctl.errors import ExitCode
+
+
+@click.command("join-check")
+@click.option(
+    "--fix", is_flag=True, help="Terminate never-joined and errored VMs, saving their console first."
+)
+@json_option
+@pass_app
+def command(app: Application, fix: bool) -> None:
+    """Join every cloud's csctl VMs with the pool's startds on the csctl id, and classify them:
+    booting, idle, busy, draining, never-joined (running past policy.join_timeout_minutes
+    without a startd), error (the cloud says so), stopped, lost (a startd no cloud lists).
+
+    With --fix, never-joined and errored VMs are terminated; each console is saved under
+    STATE_DIR/console/ and the failure counts against that image on that cloud in the
+    boot backoff.
+
+    \b
+    Examples:
+      csctl join-check
+      csctl join-check --fix --json
+    """
+    from csctl.core.lifecycle import fix_failed_joins
+    from csctl.core.reconcile import reconcile
+    from csctl.core.state import load_backoff, save_backoff
+    from csctl.core.world import take_snapshot
+
+    config, now = app.config, datetime.now(UTC)
+    clouds = app.clouds()
+    snapshot = take_snapshot(app.pool(), clouds, config, jobs=False)
+    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
+    fixed = None
+    if fix:
+        backoff = load_backoff(config.state_dir)
+        fixed = fix_failed_joins(report, clouds, config, backoff, now)
+        save_backoff(config.state_dir, backoff)
+    _render(app, report, fixed, snapshot.errors)
+    if snapshot.errors or (fixed and fixed.errors):
+        raise click.exceptions.Exit(int(ExitCode.PARTIAL))
+
+
+def _render(app: Application, report, fixed, errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+    console = app.console
+    if console.json_output:
+        vms = [
+            {
+                "csctl_id": v.csctl_id,
+                "cloud": v.cloud,
+                "vm_type": v.vm_type,
+                "status": v.status.value,
+                "age_minutes": v.age_minutes,
+                "jobs": len(v.claimed),
+                "cloud_state": v.instance.state.value if v.instance else None,
+                "fault": v.instance.fault if v.instance else None,
+            }
+            for v in report.vms
+        ]
+        console.print_json(
+            {
+                "schema": report.schema,
+                "vms": vms,
+                "errors": errors,
+                "unlisted_clouds": report.unlisted_clouds,
+                "fixed": asdict(fixed) if fixed else None,
+            }
+        )
+        return
+    for error in errors:
+        console.warn(error)
+    rows = [
+        (
+            v.csctl_id,
+            v.cloud,
+            v.vm_type,
+            v.status.value,
+            v.age_minutes,
+            len(v.claimed),
+            (v.instance.fault or "") if v.instance else "no instance",
+        )
+        for v in report.vms
+    ]
+    if rows:
+        console.table(None, ["VM", "cloud", "type", "status", "age min", "jobs", "note"], rows)
+    counts = {}
+    for v in report.vms:
+        counts[v.status.value] = counts.get(v.status.value, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no csctl VMs"
+    console.result(f"{len(report.vms)} VMs: {summary}")
+    if fixed:
+        for vm_id in fixed.terminated:
+            console.result(f"terminated {vm_id} (console saved to {fixed.consoles.get(vm_id)})")
+        for error in fixed.errors:
+            console.warn(error)
