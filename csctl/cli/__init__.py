@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "demand": "demand",
     "join-check": "join_check",
     "retire": "retire",
+    "run": "run",
 }
 
 

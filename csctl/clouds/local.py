@@ -148,11 +148,25 @@ class Driver:
 
     # -- one VM ------------------------------------------------------------------------
     def start_vm(self, request: BootRequest, index: int, payload: Payload) -> Instance:
-        """Install the payload for VM ``index`` of the batch and start its condor_master."""
+        """Install the payload for VM ``index`` of the batch and start its condor_master.
+
+        The instance record is written first, so a VM interrupted half-way is still
+        listed (and retired). A failing setup script leaves the VM stopped, as a cloud VM
+        whose contextualization fails stays up without ever joining.
+        """
         vm = self._vm(vm_id(request.batch_id, index))
         if vm.host_dir.exists():
             raise CsctlError(f"{vm.host_dir} already exists")
         self._make_dirs(vm)
+        tags = {**request.tags, TAG_BATCH: request.batch_id, TAG_TYPE: request.vm_type, TAG_CLOUD: self.name}
+        record = {
+            "csctl_id": vm.csctl_id,
+            "provider_id": f"local:{vm.csctl_id}",
+            "image": request.image,
+            "tags": tags,
+            "booted_at": datetime.now(UTC).isoformat(),
+        }
+        (vm.host_dir / "instance.json").write_text(json.dumps(record))
         self._install(vm, payload)
         (vm.host_dir / "condor_config").write_text(self._base_config(vm))
         env = {
@@ -161,29 +175,14 @@ class Driver:
             "CSCTL_NO_START": "1",
         }
         setup = self._run(["sh", str(vm.dir / "bin/csctl-vm-setup")], env)
-        (vm.host_dir / "setup.log").write_text(setup.stdout + setup.stderr)
-        if setup.returncode != 0:
-            raise CsctlError(f"setup script failed ({setup.returncode}): {setup.stderr.strip()[-200:]}")
-        record = {
-            "csctl_id": vm.csctl_id,
-            "provider_id": f"local:{vm.csctl_id}",
-            "image": request.image,
-            "tags": {
-                **request.tags,
-                TAG_BATCH: request.batch_id,
-                TAG_TYPE: request.vm_type,
-                TAG_CLOUD: self.name,
-            },
-            "booted_at": datetime.now(UTC).isoformat(),
-        }
-        (vm.host_dir / "instance.json").write_text(json.dumps(record))
-        pidfile = vm.dir / "run/master.pid"
-        started = self._run(
-            [self.settings.condor_master, "-pidfile", str(pidfile)],
-            {"CONDOR_CONFIG": str(vm.dir / "condor_config")},
-        )
-        if started.returncode != 0:
-            raise CsctlError(f"condor_master failed: {started.stderr.strip()[-200:]}")
+        (vm.host_dir / "setup.log").write_text(setup.stdout + setup.stderr + f"(exit {setup.returncode})\n")
+        if setup.returncode == 0:
+            started = self._run(
+                [self.settings.condor_master, "-pidfile", str(vm.dir / "run/master.pid")],
+                {"CONDOR_CONFIG": str(vm.dir / "condor_config")},
+            )
+            if started.returncode != 0:
+                raise CsctlError(f"condor_master failed: {started.stderr.strip()[-200:]}")
         return self._instance(record, vm.host_dir)
 
     def _make_dirs(self, vm: LocalVM) -> None:

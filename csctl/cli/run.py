@@ -1,0 +1,62 @@
+"""``csctl run``: one scheduling cycle, for cron."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from csctl.cli.app import Application, json_option, pass_app
+from csctl.errors import ConfigError, ExitCode
+
+
+@click.command("run")
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="CSCTL_METRICS_FILE",
+    show_envvar=True,
+    help="Also write the cycle's numbers as a Prometheus textfile here.",
+)
+@json_option
+@pass_app
+def command(app: Application, metrics_file: Path | None) -> None:
+    """Run one cycle: join-check --fix, demand, boot, retire, on one look at the pool and
+    one list call per cloud.
+
+    Two cycles never overlap: a second `csctl run` exits at once (code 6) while the first
+    holds STATE_DIR/run.lock. A cycle killed half-way leaves nothing the next one cannot
+    find and finish. Exit 0 when all went well, 4 when some cloud or schedd failed (the
+    others were still served).
+
+    \b
+    Examples:
+      csctl run
+      */5 * * * * csctl -q run --metrics-file /var/lib/node_exporter/csctl.prom
+    """
+    from csctl.core.cycle import cycle_lock, run_cycle, write_metrics
+    from csctl.core.state import load_backoff, save_backoff
+    from csctl.core.tokens import read_signing_key
+
+    config, now = app.config, datetime.now(UTC)
+    if config.pool.signing_key is None:
+        raise ConfigError([f"{app.config_path}: pool.signing_key: required to boot and command VMs"])
+    key = read_signing_key(config.pool.signing_key)
+    with cycle_lock(config.state_dir):
+        backoff = load_backoff(config.state_dir)
+        report, fixed, booted, retired = run_cycle(config, app.pool(), app.clouds(), key, backoff, now)
+        save_backoff(config.state_dir, backoff)
+        if metrics_file is not None:
+            write_metrics(metrics_file, report, now)
+    if app.console.json_output:
+        app.console.print_json(
+            {**asdict(report), "join_fix": asdict(fixed), "boot": asdict(booted), "retire": asdict(retired)}
+        )
+    else:
+        for error in report.errors:
+            app.console.warn(error)
+        app.console.result(report.summary())
+    if report.partial:
+        raise click.exceptions.Exit(int(ExitCode.PARTIAL))
