@@ -13,7 +13,12 @@ os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # a local config must not l
 # A missing plugin shows up as "fixture not found" in the tests that need it.
 pytest_plugins = [
     name
-    for name in ("testbed.fixtures_pool", "testbed.fixtures_nova", "testbed.fixtures_moto")
+    for name in (
+        "testbed.fixtures_pool",
+        "testbed.fixtures_nova",
+        "testbed.fixtures_moto",
+        "testbed.fixtures_player",
+    )
     if importlib.util.find_spec(name) is not None
 ]
 
@@ -47,7 +52,12 @@ driver = "local"
 root = "{condor_pool.root}"
 work_dir = "/var/lib/csctl-testbed/local"
 # jobs inside the test bed's chroot cannot unshare a mount namespace
-condor_config = "NETWORK_INTERFACE = 127.0.0.1\\nBIND_ALL_INTERFACES = False\\nENABLE_IPV6 = False\\nMOUNT_UNDER_SCRATCH ="
+condor_config = '''
+NETWORK_INTERFACE = 127.0.0.1
+BIND_ALL_INTERFACES = False
+ENABLE_IPV6 = False
+MOUNT_UNDER_SCRATCH =
+'''
 
 [vm_types.small]
 cpus = 2

@@ -4,7 +4,6 @@ import pytest
 
 from csctl.config import load_config, parse_config
 from csctl.errors import ConfigError, ExitCode
-
 from tests.conftest import EXAMPLE_CONFIG
 
 MINIMAL = """
@@ -50,9 +49,7 @@ def test_negative_and_zero_rejected():
 
 
 def test_unknown_keys_rejected_everywhere_including_driver_sections():
-    text = MINIMAL.replace("[pool]", "[pool]\ncolector = 1") + (
-        '[clouds.h]\ndriver = "ec2"\nregoin = "x"\n'
-    )
+    text = MINIMAL.replace("[pool]", "[pool]\ncolector = 1") + ('[clouds.h]\ndriver = "ec2"\nregoin = "x"\n')
     assert problems(text) == [
         "csctl.toml: pool.colector: unknown key",
         "csctl.toml: clouds.h.region: required key is missing",
@@ -67,10 +64,8 @@ def test_unknown_driver_lists_known_ones():
 
 
 def test_image_for_unknown_cloud():
-    text = MINIMAL + "[vm_types.t]\ncpus = 1\nmemory = 1\ndisk = 1\nimages = { Mars = \"x\" }\n"
-    assert problems(text) == [
-        "csctl.toml: vm_types.t.images: unknown cloud 'Mars' (known: none configured)"
-    ]
+    text = MINIMAL + '[vm_types.t]\ncpus = 1\nmemory = 1\ndisk = 1\nimages = { Mars = "x" }\n'
+    assert problems(text) == ["csctl.toml: vm_types.t.images: unknown cloud 'Mars' (known: none configured)"]
 
 
 def test_missing_required_section():

@@ -89,7 +89,7 @@ def plan_retire(
         if vm.status is Status.STOPPED:
             plan.retirements.append(_act(vm, Action.TERMINATE, "stopped in the cloud"))
         elif vm.status is Status.DRAINING:
-            _finish_draining(vm, force, plan)
+            _finish_draining(vm, force or _past_deadline(vm, config, now), plan)
         elif vm.status in (Status.IDLE, Status.BUSY):
             reason = _why_retire(vm, demand, config, now)
             if reason is None:
@@ -99,6 +99,13 @@ def plan_retire(
             else:
                 plan.retirements.append(_act(vm, Action.DRAIN, reason))
     return plan
+
+
+def _past_deadline(vm: VMView, config: Config, now: datetime) -> bool:
+    """Whether a draining VM passed policy.drain_deadline_minutes (0: no deadline)."""
+    deadline = config.policy.drain_deadline_minutes
+    started = [s.drain_started for s in vm.slots if s.drain_started]
+    return bool(deadline and started and now.timestamp() - min(started) >= deadline * 60)
 
 
 def _finish_draining(vm: VMView, force: bool, plan: RetirePlan) -> None:

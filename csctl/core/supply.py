@@ -27,6 +27,7 @@ class StartdSlot:
     address: str | None = None
     job_id: str | None = None
     entered_state: int | None = None
+    drain_started: int | None = None  # LastDrainStartTime, epoch seconds
 
     @property
     def free(self) -> bool:

@@ -32,6 +32,7 @@ SLOT_PROJECTION = [
     "Draining",
     "JobId",
     "EnteredCurrentState",
+    "LastDrainStartTime",
     A.CSCTL_ID,
     A.CSCTL_TYPE,
     A.CSCTL_CLOUD,
@@ -147,6 +148,7 @@ def _slot(ad: Any) -> StartdSlot:
         address=ad.get("MyAddress"),
         job_id=ad.get("JobId"),
         entered_state=ad.get("EnteredCurrentState"),
+        drain_started=ad.get("LastDrainStartTime"),
     )
 
 

@@ -36,16 +36,12 @@ def new_key(bits: int) -> rsa.RSAPrivateKey:
 
 def proxy_serial(public_key: rsa.RSAPublicKey) -> int:
     """globus' serial (and last CN): 31 bits of the SHA-1 of the key's SubjectPublicKeyInfo."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     md = hashlib.sha1(der).digest()
     return md[0] + (md[1] + (md[2] + (md[3] >> 1) * 256) * 256) * 256 or 1
 
 
-def validity(
-    issuer: Credential, lifetime: timedelta, now: datetime
-) -> tuple[datetime, datetime, list[str]]:
+def validity(issuer: Credential, lifetime: timedelta, now: datetime) -> tuple[datetime, datetime, list[str]]:
     """(not before, not after, warnings): back-dated 5 minutes, capped at the issuer's end.
 
     Like grid-proxy-init, a lifetime beyond the issuer's is shortened with a warning.

@@ -99,9 +99,7 @@ def check_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError) as exc:
-        raise CredentialError(
-            f"{dn(cert.subject)}: not issued by {dn(issuer.subject)} ({exc})"
-        ) from exc
+        raise CredentialError(f"{dn(cert.subject)}: not issued by {dn(issuer.subject)} ({exc})") from exc
     except InvalidSignature as exc:
         raise CredentialError(
             f"{dn(cert.subject)}: signature does not verify with {dn(issuer.subject)}'s key"
@@ -128,9 +126,7 @@ def _check_proxy_name(proxy: x509.Certificate, issuer: x509.Certificate) -> None
     parent, own = list(issuer.subject.rdns), list(proxy.subject.rdns)
     last = own[-1].get_attributes_for_oid(NameOID.COMMON_NAME) if own else []
     if own[:-1] != parent or len(own[-1]) != 1 or not last:
-        raise CredentialError(
-            f"{dn(proxy.subject)}: proxy subject is not its issuer's plus one CN"
-        )
+        raise CredentialError(f"{dn(proxy.subject)}: proxy subject is not its issuer's plus one CN")
 
 
 def _check_not_ca(proxy: x509.Certificate) -> None:
@@ -162,9 +158,7 @@ def check_path_lengths(chain: Sequence[x509.Certificate]) -> None:
             )
 
 
-def verify_chain(
-    chain: Sequence[x509.Certificate], now: datetime, trust_dir: Path | None
-) -> None:
+def verify_chain(chain: Sequence[x509.Certificate], now: datetime, trust_dir: Path | None) -> None:
     """Verify a chain (leaf first): times, signatures, proxy rules, and its CA if known.
 
     With ``trust_dir`` (a grid CA directory) the top certificate must be a trusted CA
@@ -195,9 +189,7 @@ def _check_anchor(top: x509.Certificate, trust_dir: Path, now: datetime) -> None
             continue
         check_times([ca], now)
         return
-    raise CredentialError(
-        f"{dn(top.subject)}: issuer {dn(top.issuer)} is not a trusted CA in {trust_dir}"
-    )
+    raise CredentialError(f"{dn(top.subject)}: issuer {dn(top.issuer)} is not a trusted CA in {trust_dir}")
 
 
 def load_trust_dir(trust_dir: Path) -> list[x509.Certificate]:

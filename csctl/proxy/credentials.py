@@ -81,9 +81,7 @@ def load_private_key(path: Path, passphrase: Passphrase | None) -> PrivateKeyTyp
         raise CredentialError(f"{path}: wrong passphrase for the private key") from exc
 
 
-def load_credential(
-    cert_path: Path, key_path: Path, passphrase: Passphrase | None = None
-) -> Credential:
+def load_credential(cert_path: Path, key_path: Path, passphrase: Passphrase | None = None) -> Credential:
     """Load and pair a certificate chain with its key; refuse keys that do not match.
 
     ``cert_path`` may be a proxy file (cert, key, chain) to make a proxy of a proxy;
@@ -94,9 +92,7 @@ def load_credential(
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise CredentialError(f"{key_path}: only RSA and EC keys can sign proxies")
     if public_der(chain[0]) != _key_der(key):
-        raise CredentialError(
-            f"{key_path}: private key does not match the certificate in {cert_path}"
-        )
+        raise CredentialError(f"{key_path}: private key does not match the certificate in {cert_path}")
     return Credential(chain=chain, key=key, source=str(cert_path))
 
 

@@ -23,9 +23,7 @@ def _summary(cert: x509.Certificate) -> CertSummary:
     )
 
 
-def proxy_info(
-    path: Path, *, trust_dir: Path | None = None, now: datetime | None = None
-) -> ProxyInfo:
+def proxy_info(path: Path, *, trust_dir: Path | None = None, now: datetime | None = None) -> ProxyInfo:
     """Subject, issuer, identity, type, time left and chain of the file at ``path``.
 
     Does not read the private key. ``problem`` holds why the chain does not verify

@@ -21,9 +21,13 @@ from tests.proxy.pki import Pki, alice, full_under_limited, pki  # noqa: F401  (
 def run(tmp_path: Path, pki: Pki, alice: tuple[Path, Path]):  # type: ignore[no-untyped-def]
     """Invoke csctl with NO_COLOR, COLUMNS=80, a temporary HOME and Alice's credentials."""
     env = {
-        "NO_COLOR": "1", "COLUMNS": "80", "HOME": str(tmp_path),
-        "X509_USER_CERT": str(alice[0]), "X509_USER_KEY": str(alice[1]),
-        "X509_USER_PROXY": str(tmp_path / "x509up"), "X509_CERT_DIR": str(pki.cert_dir),
+        "NO_COLOR": "1",
+        "COLUMNS": "80",
+        "HOME": str(tmp_path),
+        "X509_USER_CERT": str(alice[0]),
+        "X509_USER_KEY": str(alice[1]),
+        "X509_USER_PROXY": str(tmp_path / "x509up"),
+        "X509_CERT_DIR": str(pki.cert_dir),
         "CSCTL_DEBUG": "",
     }
 
@@ -165,8 +169,7 @@ def test_delegation_round_trip(run, tmp_path: Path) -> None:  # type: ignore[no-
     assert signed.exit_code == 0 and "PRIVATE KEY" not in signed.stdout
     (tmp_path / "signed.pem").write_text(signed.stdout)
     out = tmp_path / "delegated"
-    result = run("--assemble", str(tmp_path / "signed.pem"), "--request-key", str(kept),
-                 "--out", str(out))
+    result = run("--assemble", str(tmp_path / "signed.pem"), "--request-key", str(kept), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and not kept.exists()
 
@@ -185,6 +188,12 @@ def test_usage_errors(run, args: list[str], message: str) -> None:  # type: igno
 
 def test_help_names_environment_variables_and_an_example(run) -> None:  # type: ignore[no-untyped-def]
     text = run("--help").stdout
-    for needle in ("X509_USER_CERT", "X509_USER_KEY", "X509_USER_PROXY", "X509_CERT_DIR",
-                   "Examples:", "--passphrase-fd"):
+    for needle in (
+        "X509_USER_CERT",
+        "X509_USER_KEY",
+        "X509_USER_PROXY",
+        "X509_CERT_DIR",
+        "Examples:",
+        "--passphrase-fd",
+    ):
         assert needle in text

@@ -4,9 +4,17 @@ from pathlib import Path
 from csctl.errors import ExitCode
 
 JOBS = [
-    {"ClusterId": 1, "ProcId": p, "JobStatus": 1, "Owner": "alice",
-     "Requirements": '/Expr(VMType =?= "pandacernvm" && Target.Arch == "X86_64")/',
-     "VMMem": "18000", "VMCPUCores": 8, "TargetClouds": "FGHotel,Hermes", "RequestCpus": 1}
+    {
+        "ClusterId": 1,
+        "ProcId": p,
+        "JobStatus": 1,
+        "Owner": "alice",
+        "Requirements": '/Expr(VMType =?= "pandacernvm" && Target.Arch == "X86_64")/',
+        "VMMem": "18000",
+        "VMCPUCores": 8,
+        "TargetClouds": "FGHotel,Hermes",
+        "RequestCpus": 1,
+    }
     for p in range(9)
 ] + [
     {"ClusterId": 2, "ProcId": 0, "JobStatus": 1, "Owner": "bob", "VMMem": "lots"},

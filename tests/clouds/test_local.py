@@ -43,7 +43,8 @@ def startd_ads(config, batch: str, wait: float, want: int):
     deadline = time.monotonic() + wait
     while True:
         ads = collector.query(
-            htcondor2.AdType.Startd, f'CsctlBatch == "{batch}"',
+            htcondor2.AdType.Startd,
+            f'CsctlBatch == "{batch}"',
             ["Name", "CsctlId", "CsctlType", "CsctlCloud", "CsctlPool", "AuthenticatedIdentity", "Cpus"],
         )
         if len(ads) >= want or time.monotonic() > deadline:
@@ -67,7 +68,10 @@ def test_booted_vms_join_with_their_identity_and_run_a_job(local, testbed_config
     assert sorted(ad["CsctlId"] for ad in ads) == [f"{batch}-0", f"{batch}-1"]
     for ad in ads:
         assert (ad["CsctlType"], ad["CsctlCloud"], ad["CsctlPool"], ad["Cpus"]) == (
-            "small", "local", testbed_config.pool.name, 2,
+            "small",
+            "local",
+            testbed_config.pool.name,
+            2,
         )
         assert ad["AuthenticatedIdentity"] == vm_identity(testbed_config, batch)
     listed = local.list_instances(testbed_config.pool.name)
@@ -105,8 +109,13 @@ def test_collector_rejects_bad_tokens(local, testbed_config, case):
     good = payload(testbed_config, batch)
     key = read_signing_key(testbed_config.pool.signing_key)
     now = datetime.now(UTC)
-    claims = dict(issuer=testbed_config.pool.name, subject=vm_identity(testbed_config, batch),
-                  scopes=STARTD_SCOPES, now=now, lifetime_seconds=3600)
+    claims = dict(
+        issuer=testbed_config.pool.name,
+        subject=vm_identity(testbed_config, batch),
+        scopes=STARTD_SCOPES,
+        now=now,
+        lifetime_seconds=3600,
+    )
     if case == "expired":
         claims.update(now=now - timedelta(hours=2))
     elif case == "wrong key":

@@ -199,3 +199,19 @@ def test_never_terminates_a_vm_running_a_job_unless_forced(vms, lifetime, enable
     for r in forced.retirements:
         if r.action is Action.TERMINATE and r.csctl_id in claimed:
             assert r.jobs and "(forced)" in r.reason
+
+
+def test_drain_deadline_terminates_and_names_the_jobs():
+    cfg = parse_config(
+        CONFIG.format(lifetime=0, b_enabled="true").replace(
+            "join_timeout_minutes = 20", "join_timeout_minutes = 20\ndrain_deadline_minutes = 30"
+        )
+    )
+    started = int((NOW - timedelta(minutes=31)).timestamp())
+    slots = [s.__class__(**{**s.__dict__, "drain_started": started}) for s in busy("old", draining=True)]
+    recent = [
+        s.__class__(**{**s.__dict__, "drain_started": started + 120}) for s in busy("new", draining=True)
+    ]
+    p = plan_retire(reconcile([inst("old"), inst("new")], slots + recent, cfg, NOW), NO_DEMAND, cfg, NOW)
+    assert [(r.csctl_id, r.action, r.jobs) for r in p.retirements] == [("old", Action.TERMINATE, ("7.0",))]
+    assert p.kept == {"new": "draining: 1 job(s) still running"}

@@ -52,7 +52,7 @@ def job(requirements: str | None = None, **attrs):
 
 
 def choose(config, ad):
-    needs = read_needs({k: ad.eval(k) for k in ad.keys() if k != "Requirements"})
+    needs = read_needs({k: ad.eval(k) for k in ad if k != "Requirements"})
     assert isinstance(needs, JobNeeds)
     return Matcher(config).choose(ad, needs)
 

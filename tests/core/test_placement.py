@@ -63,9 +63,7 @@ def test_existing_instances_count_against_limits():
     plan = plan_boot(demand(10), existing, config())
     # FGHotel: 3 - 2 = 1 left; Hermes: (40 - 8) // 8 = 4 left
     assert [(i.cloud, i.count) for i in plan.items] == [("FGHotel", 1), ("Hermes", 4)]
-    assert plan.unplaced == [
-        Unplaced("pandacernvm", 5, "FGHotel is at its limits; Hermes is at its limits")
-    ]
+    assert plan.unplaced == [Unplaced("pandacernvm", 5, "FGHotel is at its limits; Hermes is at its limits")]
 
 
 def test_deleted_instances_do_not_count():
@@ -90,9 +88,7 @@ def test_backed_off_cloud_and_image_are_skipped_until_their_time():
     plan = plan_boot(demand(2), [], config(), backoff, NOW)
     assert plan.items == []
     assert plan.unplaced == [
-        Unplaced(
-            "pandacernvm", 2, "FGHotel backed off until 12:05:00; Hermes backed off until 12:01:00"
-        )
+        Unplaced("pandacernvm", 2, "FGHotel backed off until 12:05:00; Hermes backed off until 12:01:00")
     ]
     later = plan_boot(demand(2), [], config(), backoff, NOW + timedelta(minutes=2))
     assert [(i.cloud, i.count) for i in later.items] == [("Hermes", 2)]

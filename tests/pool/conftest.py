@@ -28,7 +28,7 @@ def pool_config_file(condor_pool, tmp_path: Path) -> Path:
     path = tmp_path / "csctl.toml"
     path.write_text(
         f"{head}{clouds}[vm_types.pandacernvm]{types}".replace(
-            f'state_dir = "/var/lib/csctl"', f'state_dir = "{tmp_path}/state"'
+            'state_dir = "/var/lib/csctl"', f'state_dir = "{tmp_path}/state"'
         )
     )
     return path

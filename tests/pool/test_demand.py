@@ -28,7 +28,10 @@ def csctl(config, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
     return subprocess.run(
         [sys.executable, "-m", "csctl", "--config", str(config), *args],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -48,13 +51,15 @@ def test_seed_job_file_needs_one_pandacernvm_per_job(clean_queue, pool_config):
 
 def test_modern_requests_and_bad_attributes_reported_per_job(clean_queue, pool_config_file):
     clean_queue.submit(
-        {"executable": "/bin/true", "request_cpus": "4", "request_memory": "9000",
-         "should_transfer_files": "NO"},
+        {
+            "executable": "/bin/true",
+            "request_cpus": "4",
+            "request_memory": "9000",
+            "should_transfer_files": "NO",
+        },
         count=5,
     )
-    bad = clean_queue.submit(
-        {"executable": "/bin/true", "+VMMem": '"lots"', "should_transfer_files": "NO"}
-    )
+    bad = clean_queue.submit({"executable": "/bin/true", "+VMMem": '"lots"', "should_transfer_files": "NO"})
     huge = clean_queue.submit(
         {"executable": "/bin/true", "request_memory": "64000", "should_transfer_files": "NO"}
     )
@@ -75,8 +80,7 @@ def test_modern_requests_and_bad_attributes_reported_per_job(clean_queue, pool_c
 
 def test_explain_names_the_missing_machine_attribute(clean_queue, pool_config_file):
     cluster = clean_queue.submit(
-        {"executable": "/bin/true", "requirements": "TARGET.HasGPU =?= true",
-         "should_transfer_files": "NO"}
+        {"executable": "/bin/true", "requirements": "TARGET.HasGPU =?= true", "should_transfer_files": "NO"}
     )
     result = csctl(pool_config_file, "demand", "--explain")
     assert result.returncode == 0, result.stderr
@@ -125,9 +129,7 @@ SLOT_TYPE_1_PARTITIONABLE = True
 
         time.sleep(0.5)
         slots = pool.csctl_slots()
-    assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [
-        ("fghotel-demandtest", 8, "Partitionable")
-    ]
+    assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [("fghotel-demandtest", 8, "Partitionable")]
     clean_queue.submit(seed_job(), count=10)
     demand = compute_demand(pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
     startd.stop()
@@ -141,4 +143,7 @@ def test_unreachable_schedd_list_is_one_line(pool_config_file, tmp_path):
     config.write_text(text)
     result = csctl(config, "demand")
     assert result.returncode == ExitCode.POOL_UNREACHABLE
-    assert result.stderr.splitlines()[0] == "error: collector 127.0.0.1:9618 knows no schedd named no-such-schedd"
+    assert (
+        result.stderr.splitlines()[0]
+        == "error: collector 127.0.0.1:9618 knows no schedd named no-such-schedd"
+    )

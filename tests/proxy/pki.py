@@ -89,9 +89,7 @@ class Pki:
         cert_path, key_path = self.root / f"{cn}cert.pem", self.root / f"{cn}key.pem"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(passphrase)
-            if passphrase
-            else serialization.NoEncryption()
+            serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
         )
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, encryption
@@ -137,7 +135,9 @@ def _install_ca(pki: Pki) -> None:
     for flag in ("-subject_hash", "-subject_hash_old"):
         digest = subprocess.run(
             ["openssl", "x509", flag, "-noout", "-in", str(ca_file)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         (pki.cert_dir / f"{digest}.0").write_bytes(pem)
         (pki.cert_dir / f"{digest}.signing_policy").write_text(policy)
@@ -214,16 +214,22 @@ def full_under_limited(issuer: Credential, path: Path) -> Path:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
-    )
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
 def openssl_verify(proxy: Path, cert_dir: Path) -> tuple[bool, str]:
     """``openssl verify -allow_proxy_certs``, the proxy file as its own untrusted chain."""
     done = _run(
-        ["openssl", "verify", "-allow_proxy_certs", "-CApath", str(cert_dir),
-         "-untrusted", str(proxy), str(proxy)],
+        [
+            "openssl",
+            "verify",
+            "-allow_proxy_certs",
+            "-CApath",
+            str(cert_dir),
+            "-untrusted",
+            str(proxy),
+            str(proxy),
+        ],
         {},
     )
     return done.returncode == 0 and done.stdout.strip().endswith(": OK"), done.stdout + done.stderr
@@ -239,8 +245,7 @@ def grid_cert_diagnostics(proxy: Path, cert_dir: Path) -> tuple[bool, str]:
 def grid_proxy_init_verify(proxy: Path, cert_dir: Path, limited: bool) -> tuple[bool, str]:
     """``grid-proxy-init -verify``: verify the chain, then sign a new proxy with it."""
     out = proxy.with_name(proxy.name + ".gpi")
-    argv = ["grid-proxy-init", "-verify", "-q", "-cert", str(proxy), "-key", str(proxy),
-            "-out", str(out)]
+    argv = ["grid-proxy-init", "-verify", "-q", "-cert", str(proxy), "-key", str(proxy), "-out", str(out)]
     done = _run(argv + (["-limited"] if limited else []), {"X509_CERT_DIR": str(cert_dir)})
     return done.returncode == 0, done.stdout + done.stderr
 

@@ -164,9 +164,7 @@ def test_written_proxy_is_0600_even_with_umask_0(tmp_path: Path, alice: tuple[Pa
     assert [p.name for p in tmp_path.iterdir()] == ["x509up"]
 
 
-def test_write_replaces_a_symlink_instead_of_following_it(
-    tmp_path: Path, alice: tuple[Path, Path]
-) -> None:
+def test_write_replaces_a_symlink_instead_of_following_it(tmp_path: Path, alice: tuple[Path, Path]) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep me")
     (tmp_path / "x509up").symlink_to(victim)
@@ -178,8 +176,11 @@ def test_write_replaces_a_symlink_instead_of_following_it(
 def test_proxy_file_layout(tmp_path: Path, alice: tuple[Path, Path]) -> None:
     path = _proxy_file(tmp_path / "p", make_proxy(load_credential(*alice)))
     blocks = [line for line in path.read_text().splitlines() if line.startswith("-----BEGIN")]
-    assert blocks == ["-----BEGIN CERTIFICATE-----", "-----BEGIN PRIVATE KEY-----",
-                      "-----BEGIN CERTIFICATE-----"]
+    assert blocks == [
+        "-----BEGIN CERTIFICATE-----",
+        "-----BEGIN PRIVATE KEY-----",
+        "-----BEGIN CERTIFICATE-----",
+    ]
 
 
 def test_info_describes_the_chain(tmp_path: Path, alice: tuple[Path, Path]) -> None:

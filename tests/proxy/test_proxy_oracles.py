@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -78,9 +77,7 @@ def test_proxy_of_proxy_passes_every_oracle(pki: Pki, alice: tuple[Path, Path]) 
     assert len(proxy_info(proxy).chain) == 3
 
 
-def test_limited_proxy_of_limited_proxy_passes_every_oracle(
-    pki: Pki, alice: tuple[Path, Path]
-) -> None:
+def test_limited_proxy_of_limited_proxy_passes_every_oracle(pki: Pki, alice: tuple[Path, Path]) -> None:
     first = _write(pki.root / "lim1.pem", make_proxy(load_credential(*alice), IssueOptions(limited=True)))
     second = make_proxy(load_credential(first, first), IssueOptions(limited=True))
     _assert_all_accept(_write(pki.root / "lim2.pem", second), pki, limited=True)
@@ -106,7 +103,9 @@ def _extensions(cert: x509.Certificate) -> list[tuple[str, bool, bytes]]:
 def _grid_proxy_init(pki: Pki, cert: Path, key: Path, out: Path, *flags: str) -> x509.Certificate:
     subprocess.run(
         ["grid-proxy-init", "-q", "-cert", str(cert), "-key", str(key), "-out", str(out), *flags],
-        check=True, capture_output=True, env={"X509_CERT_DIR": str(pki.cert_dir), "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        env={"X509_CERT_DIR": str(pki.cert_dir), "PATH": "/usr/bin:/bin"},
     )
     return x509.load_pem_x509_certificates(out.read_bytes())[0]
 
@@ -141,20 +140,32 @@ def test_serial_and_cn_follow_globus(pki: Pki, alice: tuple[Path, Path]) -> None
 FORGED: dict[str, tuple[Callable[[Credential, Path], Path], dict[str, bool], str]] = {
     "forged signature": (
         forged_signature,
-        {"openssl verify": False, "grid-cert-diagnostics": False,
-         "grid-proxy-init -verify": False, "voms-proxy-init3 --verify": False},
+        {
+            "openssl verify": False,
+            "grid-cert-diagnostics": False,
+            "grid-proxy-init -verify": False,
+            "voms-proxy-init3 --verify": False,
+        },
         "signature does not verify with /O=Test Grid/CN=Alice's key",
     ),
     "non-critical proxyCertInfo": (
         non_critical_pci,
-        {"openssl verify": True, "grid-cert-diagnostics": False,
-         "grid-proxy-init -verify": False, "voms-proxy-init3 --verify": True},
+        {
+            "openssl verify": True,
+            "grid-cert-diagnostics": False,
+            "grid-proxy-init -verify": False,
+            "voms-proxy-init3 --verify": True,
+        },
         "proxyCertInfo extension is not marked critical",
     ),
     "full proxy under a limited one": (
         full_under_limited,
-        {"openssl verify": True, "grid-cert-diagnostics": False,
-         "grid-proxy-init -verify": False, "voms-proxy-init3 --verify": False},
+        {
+            "openssl verify": True,
+            "grid-cert-diagnostics": False,
+            "grid-proxy-init -verify": False,
+            "voms-proxy-init3 --verify": False,
+        },
         "full proxy under a limited proxy",
     ),
 }
