@@ -1,0 +1,87 @@
+"""One `run` cycle with 5 clouds x 200 VMs (moto, 200 ms per API call) and 100,000 idle
+jobs in the test pool, when there is nothing to do (every cloud at its limit).
+
+Targets: cycle <= 10 s; <= 2 list calls per cloud.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clouds import CLOUDS, DELAY, Recorder, clouds_toml, first_image, start_moto
+from demand import submit
+
+from csctl.clouds.registry import make_cloud
+from csctl.config import parse_config
+from csctl.core.boot import execute_boot
+from csctl.core.cycle import run_cycle
+from csctl.core.demand import Demand, VMRequirement
+from csctl.core.placement import plan_boot
+from csctl.core.state import Backoff
+from csctl.core.tokens import read_signing_key
+from csctl.pool.htcondor import HTCondorPool
+from testbed import pool
+
+JOBS = 100_000
+VMS = 200
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
+    server, _ = start_moto(tmp)
+    p = pool.paths()
+    pool.up(p.base)
+    os.environ.update(pool.client_env(p))
+    import htcondor2
+
+    schedd = htcondor2.Schedd(htcondor2.Collector(pool.COLLECTOR).locate(htcondor2.DaemonType.Schedd))
+    with server, open(p.run / "session.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        image = first_image(server.endpoint)
+        config = parse_config(
+            f'state_dir = "{tmp}/state"\n[pool]\nname = "{pool.POOL_NAME}"\ncollector = "{pool.COLLECTOR}"\n'
+            f'filesystem_domain = "{pool.POOL_NAME}"\n[policy]\nmax_new_vms_per_cycle = 100000\n'
+            f"join_timeout_minutes = 600\n" + clouds_toml(server.endpoint, image, max_vms=VMS)
+        )
+        key = read_signing_key(p.signing_key)
+        fill = {name: make_cloud(name, config.clouds[name]) for name in CLOUDS}
+        filler = Recorder()
+        for name, cloud in fill.items():
+            filler.attach(name, cloud.client)  # type: ignore[attr-defined]
+        need = Demand([VMRequirement("pandacernvm", list(CLOUDS), vms_needed=VMS * len(CLOUDS))], [], 0)
+        execute_boot(plan_boot(need, [], config), fill, config, key, datetime.now(UTC), Backoff())
+        try:
+            schedd.act(htcondor2.JobAction.Remove, "true")
+            submit(schedd, JOBS)
+            rows = []
+            for attempt in range(3):
+                clouds = {name: make_cloud(name, config.clouds[name]) for name in CLOUDS}
+                recorder = Recorder()
+                for name, cloud in clouds.items():
+                    recorder.attach(name, cloud.client)  # type: ignore[attr-defined]
+                t0 = time.perf_counter()
+                report, _, booted, retired = run_cycle(
+                    config, HTCondorPool(config.pool), clouds, key, Backoff(), datetime.now(UTC)
+                )
+                wall = time.perf_counter() - t0
+                vms = sum(n for per in report.vms.values() for n in per.values())
+                rows.append((attempt + 1, wall, report.idle_jobs, vms, recorder.per_cloud("DescribeInstances"),
+                             sum(recorder.calls.values()), booted.started, len(retired.terminated)))
+        finally:
+            schedd.act(htcondor2.JobAction.Remove, "true")
+    print(f"csctl run: {len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs")
+    print("| cycle | wall s | idle jobs | VMs seen | list calls per cloud | all API calls | booted | terminated |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n, wall, idle, vms, lists, calls, booted, terminated in rows:
+        print(f"| {n} | {wall:.2f} | {idle:,} | {vms} | {','.join(map(str, sorted(lists)))} | {calls} "
+              f"| {booted} | {terminated} |")
+    print("targets: <= 10 s per cycle, <= 2 list calls per cloud per quiet cycle")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""csctl demand vs. a bare schedd query, at 10,000 and 100,000 idle jobs.
+
+Submits jobs of 20 shapes (five Cloud Scheduler style, fifteen modern) as the test
+pool's user, then times, each in a fresh process, the bare query with csctl's projection
+and `csctl --json demand`, and reads each process's peak RSS from wait4().
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from testbed import pool  # noqa: E402
+
+SIZES = (10_000, 100_000)
+RUNS = 3
+
+BARE = """
+import sys, htcondor2
+from csctl.core.jobs import PROJECTION
+ads = htcondor2.Schedd(htcondor2.Collector("{collector}").locate(htcondor2.DaemonType.Schedd)).query(
+    "JobStatus == 1", list(PROJECTION))
+print(len(ads), file=sys.stderr)
+"""
+
+CONFIG = """
+state_dir = "{state}"
+[pool]
+name = "{name}"
+collector = "{collector}"
+filesystem_domain = "{name}"
+[clouds.FGHotel]
+driver = "local"
+work_dir = "{state}/fg"
+[clouds.Hermes]
+driver = "local"
+work_dir = "{state}/hermes"
+[vm_types.pandacernvm]
+cpus = 8
+memory = 18000
+disk = 160
+images = {{ FGHotel = "cernvm", Hermes = "ami-1" }}
+[vm_types.small]
+cpus = 2
+memory = 4000
+disk = 20
+images = {{ Hermes = "ami-2" }}
+"""
+
+
+def shapes() -> list[dict[str, str]]:
+    """Twenty distinct job shapes."""
+    out = []
+    for i in range(5):
+        out.append({
+            "requirements": 'VMType =?= "pandacernvm" && Target.Arch == "X86_64"',
+            "+VMCPUCores": "8", "+VMMem": str(16000 + i * 100), "+VMStorage": "160",
+            "+TargetClouds": '"FGHotel,Hermes"',
+        })
+    for i in range(15):
+        out.append({"request_cpus": str(1 + i % 2), "request_memory": str(500 + 100 * i)})
+    return out
+
+
+def submit(schedd, total: int) -> None:
+    import htcondor2
+
+    base = {"executable": "/bin/true", "should_transfer_files": "NO", "initialdir": pool.paths().jobs}
+    per_shape, rest = divmod(total, 20)
+    for i, shape in enumerate(shapes()):
+        schedd.submit(htcondor2.Submit({**base, **shape}), count=per_shape + (1 if i < rest else 0))
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"{argv[:3]} failed: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def best(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    results = [timed(argv, env) for _ in range(RUNS)]
+    return min(r[0] for r in results), max(r[1] for r in results)
+
+
+def main() -> None:
+    p = pool.paths()
+    pool.up(p.base)
+    env = {**os.environ, **pool.client_env(p), "PYTHONPATH": str(ROOT)}
+    os.environ.update(pool.client_env(p))
+    import htcondor2
+
+    schedd = htcondor2.Schedd(htcondor2.Collector(pool.COLLECTOR).locate(htcondor2.DaemonType.Schedd))
+    state = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
+    config = state / "csctl.toml"
+    config.write_text(CONFIG.format(state=state, name=pool.POOL_NAME, collector=pool.COLLECTOR))
+    bare = [sys.executable, "-c", BARE.format(collector=pool.COLLECTOR)]
+    demand = [sys.executable, "-m", "csctl", "--config", str(config), "--json", "demand"]
+    rows = []
+    with open(p.run / "session.lock", "w") as lock:  # exclusive use of the test pool
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            schedd.act(htcondor2.JobAction.Remove, "true")
+            submitted = 0
+            for size in SIZES:
+                t0 = time.perf_counter()
+                submit(schedd, size - submitted)
+                submitted = size
+                submit_s = time.perf_counter() - t0
+                bare_s, bare_mb = best(bare, env)
+                demand_s, demand_mb = best(demand, env)
+                rows.append((size, submit_s, bare_s, demand_s, demand_s / bare_s, bare_mb, demand_mb))
+        finally:
+            schedd.act(htcondor2.JobAction.Remove, "true")
+    print(f"csctl demand benchmark (best of {RUNS} runs; each a fresh process)")
+    print("| idle jobs | submit s | bare query s | csctl demand s | ratio | bare RSS MB | demand RSS MB |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for size, sub, b, d, ratio, bmb, dmb in rows:
+        print(f"| {size:,} | {sub:.1f} | {b:.2f} | {d:.2f} | {ratio:.2f} | {bmb:.0f} | {dmb:.0f} |")
+    print("targets at 100,000: ratio <= 1.3, demand RSS <= 250 MB")
+
+
+if __name__ == "__main__":
+    main()
