@@ -93,6 +93,9 @@ NEGOTIATOR_INTERVAL = 5
 NEGOTIATOR_CYCLE_DELAY = 1
 NEGOTIATOR_MIN_INTERVAL = 1
 SCHEDD_INTERVAL = 5
+# csctl's VMs may advertise only startds of their own boot batch (csctl README, Security)
+COLLECTOR_REQUIREMENTS = (CsctlBatch =?= undefined) || \\
+  (AuthenticatedIdentity =?= strcat("vm-", CsctlBatch, "@{POOL_NAME}"))
 """
 
 # A startd's config is written by hand, not Debian's condor_config, so that it
