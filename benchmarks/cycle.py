@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clouds import CLOUDS, DELAY, Recorder, clouds_toml, first_image, start_moto
-from demand import submit
+from demand import remove_all, submit
 
 from csctl.clouds.registry import make_cloud
 from csctl.config import parse_config
@@ -56,7 +56,7 @@ def main() -> None:
         need = Demand([VMRequirement("pandacernvm", list(CLOUDS), vms_needed=VMS * len(CLOUDS))], [], 0)
         execute_boot(plan_boot(need, [], config), fill, config, key, datetime.now(UTC), Backoff())
         try:
-            schedd.act(htcondor2.JobAction.Remove, "true")
+            remove_all(schedd)
             submit(schedd, JOBS)
             rows = []
             for attempt in range(3):
@@ -73,7 +73,7 @@ def main() -> None:
                 rows.append((attempt + 1, wall, report.idle_jobs, vms, recorder.per_cloud("DescribeInstances"),
                              sum(recorder.calls.values()), booted.started, len(retired.terminated)))
         finally:
-            schedd.act(htcondor2.JobAction.Remove, "true")
+            remove_all(schedd)
     print(f"csctl run: {len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs")
     print("| cycle | wall s | idle jobs | VMs seen | list calls per cloud | all API calls | booted | terminated |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
