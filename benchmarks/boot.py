@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from csctl.core.tokens import SigningKey
 from csctl.core.world import list_clouds
 
 
-def one_run(endpoint: str, image: str, per_cloud: int) -> tuple[int, set[int], set[int], float, float, float]:
+def one_run(
+    endpoints: dict[str, str], image: str, per_cloud: int
+) -> tuple[int, set[int], set[int], float, float, float]:
     config = parse_config(
-        f'[pool]\nname = "bench"\ncollector = "127.0.0.1"\n[policy]\nmax_new_vms_per_cycle = 100000\n'
-        + clouds_toml(endpoint, image, max_vms=per_cloud)
+        '[pool]\nname = "bench"\ncollector = "127.0.0.1"\n[policy]\nmax_new_vms_per_cycle = 100000\n'
+        + clouds_toml(endpoints, image, max_vms=per_cloud)
     )
     recorder = Recorder()
     clouds = {name: make_cloud(name, config.clouds[name]) for name in CLOUDS}
@@ -41,31 +44,47 @@ def one_run(endpoint: str, image: str, per_cloud: int) -> tuple[int, set[int], s
     plan = plan_boot(demand, instances, config)
     listed = recorder.total_seconds()
     t0 = time.perf_counter()
-    report = execute_boot(plan, clouds, config, SigningKey("POOL", os.urandom(32)), datetime.now(UTC), Backoff())
+    report = execute_boot(
+        plan, clouds, config, SigningKey("POOL", os.urandom(32)), datetime.now(UTC), Backoff()
+    )
     boot_wall = time.perf_counter() - t0
     assert report.started == per_cloud * len(CLOUDS), report
-    return (per_cloud, recorder.per_cloud("DescribeInstances"), recorder.per_cloud("RunInstances"),
-            list_wall, boot_wall, recorder.total_seconds() - listed)
+    return (
+        per_cloud,
+        recorder.per_cloud("DescribeInstances"),
+        recorder.per_cloud("RunInstances"),
+        list_wall,
+        boot_wall,
+        recorder.total_seconds() - listed,
+    )
 
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
-    server, _ = start_moto(tmp)
+    servers = start_moto(tmp)
     rows = []
-    with server:
-        image = first_image(server.endpoint)
+    with ExitStack() as stack:
+        for server in servers.values():
+            stack.enter_context(server)
+        endpoints = {cloud: server.endpoint for cloud, server in servers.items()}
+        image = {first_image(endpoint) for endpoint in endpoints.values()}.pop()  # also warms each server up
         for per_cloud in (1, 20, 200):
-            server.reset()
-            rows.append(one_run(server.endpoint, image, per_cloud))
+            for server in servers.values():
+                server.reset()
+            rows.append(one_run(endpoints, image, per_cloud))
     print(f"csctl boot: {len(CLOUDS)} EC2 clouds (moto), every API call delayed {DELAY * 1000:.0f} ms")
-    print("| VMs per cloud | list calls per cloud | boot calls per cloud | list wall s "
-          "| boot wall s | boot calls' summed time s |")
+    print(
+        "| VMs per cloud | list calls per cloud | boot calls per cloud | list wall s "
+        "| boot wall s | boot calls' summed time s |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for per_cloud, lists, boots, list_wall, boot_wall, boot_sum in rows:
-        print(f"| {per_cloud} | {','.join(map(str, sorted(lists)))} | {','.join(map(str, sorted(boots)))} "
-              f"| {list_wall:.2f} | {boot_wall:.2f} | {boot_sum:.2f} |")
+        print(
+            f"| {per_cloud} | {','.join(map(str, sorted(lists)))} | {','.join(map(str, sorted(boots)))} "
+            f"| {list_wall:.2f} | {boot_wall:.2f} | {boot_sum:.2f} |"
+        )
     print("clouds are driven in parallel: wall time tracks the slowest cloud, not the summed time;")
-    print("at 200 VMs per cloud the five clouds share one moto process on two cores")
+    print("(five moto processes share this machine's two cores: at 200 VMs per cloud their own work shows)")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ CLOUDS = ("c1", "c2", "c3", "c4", "c5")
 DELAY = 0.2
 
 
-def clouds_toml(endpoint: str, image: str, max_vms: int | None = None) -> str:
+def clouds_toml(endpoints: dict[str, str], image: str, max_vms: int | None = None) -> str:
+    """Five EC2 clouds; ``endpoints`` maps each to its moto server."""
     limit = f"max_vms = {max_vms}\n" if max_vms is not None else ""
     sections = [
         f'[clouds.{c}]\ndriver = "ec2"\nregion = "us-east-1"\nprofile = "csctl-test"\n'
-        f'endpoint_url = "{endpoint}"\nmax_attempts = 1\n{limit}\n'
+        f'endpoint_url = "{endpoints[c]}"\nmax_attempts = 1\n{limit}\n'
         for c in CLOUDS
     ]
     images = ", ".join(f'{c} = "{image}"' for c in CLOUDS)
@@ -66,19 +67,24 @@ class Recorder:
         return sum(self.seconds.values())
 
 
-def start_moto(tmp: Path) -> tuple[MotoServer, dict[str, str]]:
+def start_moto(tmp: Path) -> dict[str, MotoServer]:
+    """One moto server per cloud (as five clouds are five services), AWS config pointed
+    at the test bed's fake profile."""
     aws = write_aws_config(tmp / "aws")
-    env = {
-        "AWS_CONFIG_FILE": str(aws / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    os.environ.update(env)
-    return MotoServer(), env
+    os.environ.update(
+        {
+            "AWS_CONFIG_FILE": str(aws / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    return {cloud: MotoServer() for cloud in CLOUDS}
 
 
 def first_image(endpoint: str) -> str:
     import boto3
 
-    client = boto3.Session(profile_name="csctl-test").client("ec2", region_name="us-east-1", endpoint_url=endpoint)
+    client = boto3.Session(profile_name="csctl-test").client(
+        "ec2", region_name="us-east-1", endpoint_url=endpoint
+    )
     return sorted(i["ImageId"] for i in client.describe_images(Owners=["amazon"])["Images"])[0]

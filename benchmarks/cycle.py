@@ -10,6 +10,7 @@ import fcntl
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,20 +34,24 @@ VMS = 200
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
-    server, _ = start_moto(tmp)
+    servers = start_moto(tmp)
     p = pool.paths()
-    pool.up(p.base)
-    os.environ.update(pool.client_env(p))
-    import htcondor2
+    p.run.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack, open(p.run / "session.lock", "w") as lock:
+        for server in servers.values():
+            stack.enter_context(server)
+        endpoints = {cloud: server.endpoint for cloud, server in servers.items()}
+        fcntl.flock(lock, fcntl.LOCK_EX)  # exclusive use of the test pool, before touching it
+        pool.up(p.base)
+        os.environ.update(pool.client_env(p))
+        import htcondor2
 
-    schedd = htcondor2.Schedd(htcondor2.Collector(pool.COLLECTOR).locate(htcondor2.DaemonType.Schedd))
-    with server, open(p.run / "session.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        image = first_image(server.endpoint)
+        schedd = htcondor2.Schedd(htcondor2.Collector(pool.COLLECTOR).locate(htcondor2.DaemonType.Schedd))
+        image = {first_image(endpoint) for endpoint in endpoints.values()}.pop()  # also warms each server up
         config = parse_config(
             f'state_dir = "{tmp}/state"\n[pool]\nname = "{pool.POOL_NAME}"\ncollector = "{pool.COLLECTOR}"\n'
             f'filesystem_domain = "{pool.POOL_NAME}"\n[policy]\nmax_new_vms_per_cycle = 100000\n'
-            f"join_timeout_minutes = 600\n" + clouds_toml(server.endpoint, image, max_vms=VMS)
+            f"join_timeout_minutes = 600\n" + clouds_toml(endpoints, image, max_vms=VMS)
         )
         key = read_signing_key(p.signing_key)
         fill = {name: make_cloud(name, config.clouds[name]) for name in CLOUDS}
@@ -70,16 +75,37 @@ def main() -> None:
                 )
                 wall = time.perf_counter() - t0
                 vms = sum(n for per in report.vms.values() for n in per.values())
-                rows.append((attempt + 1, wall, report.idle_jobs, vms, recorder.per_cloud("DescribeInstances"),
-                             sum(recorder.calls.values()), booted.started, len(retired.terminated)))
+                slowest = max(recorder.seconds.values())
+                print(
+                    f"cycle {attempt + 1} phases: {report.phases}; slowest cloud's API time {slowest:.2f} s",
+                    flush=True,
+                )
+                rows.append(
+                    (
+                        attempt + 1,
+                        wall,
+                        report.idle_jobs,
+                        vms,
+                        recorder.per_cloud("DescribeInstances"),
+                        sum(recorder.calls.values()),
+                        booted.started,
+                        len(retired.terminated),
+                    )
+                )
         finally:
             remove_all(schedd)
-    print(f"csctl run: {len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs")
-    print("| cycle | wall s | idle jobs | VMs seen | list calls per cloud | all API calls | booted | terminated |")
+    print(
+        f"csctl run: {len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs"
+    )
+    print(
+        "| cycle | wall s | idle jobs | VMs seen | list calls per cloud | all API calls | booted | terminated |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, wall, idle, vms, lists, calls, booted, terminated in rows:
-        print(f"| {n} | {wall:.2f} | {idle:,} | {vms} | {','.join(map(str, sorted(lists)))} | {calls} "
-              f"| {booted} | {terminated} |")
+        print(
+            f"| {n} | {wall:.2f} | {idle:,} | {vms} | {','.join(map(str, sorted(lists)))} | {calls} "
+            f"| {booted} | {terminated} |"
+        )
     print("targets: <= 10 s per cycle, <= 2 list calls per cloud per quiet cycle")
 
 

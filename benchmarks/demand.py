@@ -60,11 +60,15 @@ def shapes() -> list[dict[str, str]]:
     """Twenty distinct job shapes."""
     out = []
     for i in range(5):
-        out.append({
-            "requirements": 'VMType =?= "pandacernvm" && Target.Arch == "X86_64"',
-            "+VMCPUCores": "8", "+VMMem": str(16000 + i * 100), "+VMStorage": "160",
-            "+TargetClouds": '"FGHotel,Hermes"',
-        })
+        out.append(
+            {
+                "requirements": 'VMType =?= "pandacernvm" && Target.Arch == "X86_64"',
+                "+VMCPUCores": "8",
+                "+VMMem": str(16000 + i * 100),
+                "+VMStorage": "160",
+                "+TargetClouds": '"FGHotel,Hermes"',
+            }
+        )
     for i in range(15):
         out.append({"request_cpus": str(1 + i % 2), "request_memory": str(500 + 100 * i)})
     return out
@@ -105,20 +109,21 @@ def best(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def main() -> None:
     p = pool.paths()
-    pool.up(p.base)
-    env = {**os.environ, **pool.client_env(p), "PYTHONPATH": str(ROOT)}
-    os.environ.update(pool.client_env(p))
-    import htcondor2
-
-    schedd = htcondor2.Schedd(htcondor2.Collector(pool.COLLECTOR).locate(htcondor2.DaemonType.Schedd))
-    state = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
-    config = state / "csctl.toml"
-    config.write_text(CONFIG.format(state=state, name=pool.POOL_NAME, collector=pool.COLLECTOR))
-    bare = [sys.executable, "-c", BARE.format(collector=pool.COLLECTOR)]
-    demand = [sys.executable, "-m", "csctl", "--config", str(config), "--json", "demand"]
+    p.run.mkdir(parents=True, exist_ok=True)
     rows = []
-    with open(p.run / "session.lock", "w") as lock:  # exclusive use of the test pool
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(p.run / "session.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # exclusive use of the test pool, before touching it
+        pool.up(p.base)
+        env = {**os.environ, **pool.client_env(p), "PYTHONPATH": str(ROOT)}
+        os.environ.update(pool.client_env(p))
+        import htcondor2
+
+        schedd = htcondor2.Schedd(htcondor2.Collector(pool.COLLECTOR).locate(htcondor2.DaemonType.Schedd))
+        state = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
+        config = state / "csctl.toml"
+        config.write_text(CONFIG.format(state=state, name=pool.POOL_NAME, collector=pool.COLLECTOR))
+        bare = [sys.executable, "-c", BARE.format(collector=pool.COLLECTOR)]
+        demand = [sys.executable, "-m", "csctl", "--config", str(config), "--json", "demand"]
         try:
             remove_all(schedd)
             submitted = 0

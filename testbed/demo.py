@@ -9,12 +9,14 @@ empty and every VM is retired. Leaves the pool as it found it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from testbed import pool
 
@@ -101,6 +103,24 @@ def main() -> int:
     args = parser.parse_args()
 
     p = pool.paths()
+    p.run.mkdir(parents=True, exist_ok=True)
+    with open(p.run / "session.lock", "w") as lock:
+        if _busy(lock):
+            print("== waiting for a test session to finish with the test pool", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _demo(p, args)
+
+
+def _busy(lock: Any) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+
+
+def _demo(p: pool.Paths, args: argparse.Namespace) -> int:
+    """Submit, then cycle until the queue is empty and every VM is retired."""
     was_running = pool.pool_answers(p)
     pool.up(p.base)
     os.environ.update(pool.client_env(p))

@@ -48,6 +48,7 @@ class CycleReport:
     boot_failures: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     schema: str = SCHEMA
 
     @property
@@ -95,17 +96,22 @@ def run_cycle(
     now: datetime,
 ) -> tuple[CycleReport, FixReport, BootReport, RetireReport]:
     """join-check --fix, demand, boot and retire on one snapshot of the world."""
-    started = time.monotonic()
+    clock = _Clock()
     snapshot = take_snapshot(pool, clouds, config)
+    clock.lap("snapshot")
     joins = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
     fixed = fix_failed_joins(joins, clouds, config, backoff, now)
     gone = set(fixed.terminated)
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in gone]
+    clock.lap("join-check")
     demand = compute_demand(snapshot.groups, supply(snapshot, config), config)
+    clock.lap("demand")
     plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
     booted = execute_boot(plan, clouds, config, key, now, backoff)
+    clock.lap("boot")
     retire_plan = plan_retire(joins, demand, config, now)
     retired = execute_retire(retire_plan, joins, pool, clouds, config, key, now)
+    clock.lap("retire")
 
     report = CycleReport(
         idle_jobs=demand.idle_jobs,
@@ -123,8 +129,22 @@ def run_cycle(
         if vm.csctl_id not in gone and vm.csctl_id not in retired.terminated:
             per_cloud = report.vms.setdefault(vm.cloud, {})
             per_cloud[vm.status.value] = per_cloud.get(vm.status.value, 0) + 1
-    report.seconds = time.monotonic() - started
+    report.phases = clock.laps
+    report.seconds = sum(clock.laps.values())
     return report, fixed, booted, retired
+
+
+class _Clock:
+    """Seconds spent per phase of a cycle."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.laps[phase] = round(now - self._last, 3)
+        self._last = now
 
 
 def write_metrics(path: Path, report: CycleReport, now: datetime) -> None:

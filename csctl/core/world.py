@@ -54,14 +54,16 @@ def take_snapshot(
     pool: Pool | None, clouds: Mapping[str, Cloud], config: Config, jobs: bool = True
 ) -> Snapshot:
     """The pool's idle jobs (if ``jobs``) and csctl slots (both skipped when ``pool`` is
-    None) and every cloud's instances."""
+    None) and every cloud's instances. The pool is read while the clouds are listed."""
     snapshot = Snapshot()
-    if pool is not None:
-        if jobs:
-            queue = pool.idle_jobs()
-            snapshot.groups, snapshot.errors = queue.groups, list(queue.errors)
-        snapshot.slots = pool.csctl_slots()
-    snapshot.instances, cloud_errors = list_clouds(clouds, config.pool.name)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        listing = executor.submit(list_clouds, clouds, config.pool.name)
+        if pool is not None:
+            if jobs:
+                queue = pool.idle_jobs()
+                snapshot.groups, snapshot.errors = queue.groups, list(queue.errors)
+            snapshot.slots = pool.csctl_slots()
+        snapshot.instances, cloud_errors = listing.result()
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)
     return snapshot
