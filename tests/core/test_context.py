@@ -1,0 +1,131 @@
+"""The cloud-init payload: what it writes, the token it carries, size limits, templates."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from csctl.config import parse_config
+from csctl.context.payload import parse_user_data
+from csctl.context.render import REDACTED, Batch, condor_config, encode_user_data, render_user_data
+from csctl.core.tokens import SigningKey, derive_vm_key, scramble
+from csctl.errors import CsctlError
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+KEY = SigningKey("POOL", b"pool-secret")
+CONFIG = """
+[pool]
+name = "pool.test"
+collector = "cm.test:9618"
+filesystem_domain = "fs.test"
+vm_config = "UPDATE_INTERVAL = 60"
+[policy]
+vm_token_hours = 12
+[clouds.FG]
+driver = "openstack"
+cloud = "fg"
+[vm_types.t]
+cpus = 8
+memory = 16000
+disk = 100
+images = { FG = "img" }
+attributes = { HasCVMFS = true }
+"""
+BATCH = Batch("fg-0123abcd", "t", "FG", "openstack", private_network=True)
+
+
+def claims(token: str) -> dict:
+    header, body, _ = token.split(".")
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+def test_payload_files_modes_and_contents():
+    config = parse_config(CONFIG)
+    payload = parse_user_data(render_user_data(config, BATCH, KEY, NOW).encode())
+    files = {f.path: f for f in payload.files}
+    assert {p: f.mode for p, f in files.items()} == {
+        "/etc/condor/config.d/50-csctl.conf": 0o644,
+        "/etc/condor/tokens.d/csctl-vm": 0o600,
+        "/etc/condor/passwords.d/fg-0123abcd": 0o600,
+        "/usr/local/sbin/csctl-vm-setup": 0o755,
+    }
+    assert payload.runcmd == [["/usr/local/sbin/csctl-vm-setup"]]
+    # the batch key, scrambled as HTCondor stores passwords
+    batch_key = files["/etc/condor/passwords.d/fg-0123abcd"].content
+    assert scramble(batch_key) == derive_vm_key(KEY, "fg-0123abcd").secret
+    # the token: the batch's identity, advertising only, expiring
+    token = claims(files["/etc/condor/tokens.d/csctl-vm"].content.decode().strip())
+    assert token["sub"] == "vm-fg-0123abcd@pool.test" and token["iss"] == "pool.test"
+    assert token["scope"] == "condor:/ADVERTISE_STARTD condor:/ADVERTISE_MASTER"
+    assert token["exp"] - token["iat"] == 12 * 3600
+    script = files["/usr/local/sbin/csctl-vm-setup"].content.decode()
+    assert '"fg-0123abcd"' in script and 'case "openstack" in' in script
+
+
+def test_condor_config_of_a_private_network_vm():
+    lines = condor_config(parse_config(CONFIG), BATCH).splitlines()
+    for expected in (
+        "COLLECTOR_HOST = cm.test:9618",
+        "CCB_ADDRESS = $(COLLECTOR_HOST)",
+        "ALLOW_ADMINISTRATOR = csctl@pool.test",
+        'CsctlBatch = "fg-0123abcd"',
+        'START = (TARGET.VMType =?= undefined) || (TARGET.VMType =?= "t")',
+        "FILESYSTEM_DOMAIN = fs.test",
+        "HasCVMFS = true",
+        "UPDATE_INTERVAL = 60",
+    ):
+        assert expected in lines
+
+
+def test_redacted_payload_holds_no_secret():
+    import yaml
+
+    config = parse_config(CONFIG)
+    real = {
+        f.path: f.content for f in parse_user_data(render_user_data(config, BATCH, KEY, NOW).encode()).files
+    }
+    text = render_user_data(config, BATCH, KEY, NOW, redact=True)
+    shown = {f["path"]: f["content"] for f in yaml.safe_load(text)["write_files"]}
+    assert shown["/etc/condor/tokens.d/csctl-vm"] == REDACTED
+    assert shown["/etc/condor/passwords.d/fg-0123abcd"] == REDACTED
+    assert real["/etc/condor/tokens.d/csctl-vm"].decode().strip() not in text
+    assert base64.b64encode(real["/etc/condor/passwords.d/fg-0123abcd"]).decode() not in text
+
+
+def test_gzip_over_the_limit_and_a_clear_error_when_still_over():
+    text = render_user_data(parse_config(CONFIG), BATCH, KEY, NOW)
+    assert encode_user_data(text, None) == text.encode()
+    packed = encode_user_data(text, len(text) - 1)
+    assert gzip.decompress(packed).decode() == text
+    assert parse_user_data(packed).files  # cloud-init (and the local driver) read it gzipped
+    with pytest.raises(CsctlError) as info:
+        encode_user_data(text, 100)
+    assert info.value.message.startswith(f"user-data is {len(text.encode())} bytes (")
+    assert info.value.message.endswith("gzipped), over the cloud's limit of 100")
+
+
+def test_site_template(tmp_path):
+    template = tmp_path / "site.yaml"
+    template.write_text(
+        "#cloud-config\npackages: [cvmfs]\nwrite_files:\n  - path: /etc/condor/config.d/50-csctl.conf\n"
+        "    content: ${condor_config}\n"
+    )
+    config = parse_config(
+        CONFIG.replace('vm_config = "UPDATE_INTERVAL = 60"', f'user_data_template = "{template}"')
+    )
+    payload = parse_user_data(render_user_data(config, BATCH, KEY, NOW).encode())
+    assert [f.path for f in payload.files] == ["/etc/condor/config.d/50-csctl.conf"]
+    template.write_text("#cloud-config\n${nonsense}\n")
+    with pytest.raises(CsctlError) as info:
+        render_user_data(config, BATCH, KEY, NOW)
+    assert info.value.message == f"{template}: bad placeholder in user-data template: 'nonsense'"
+
+
+def test_not_cloud_config():
+    with pytest.raises(CsctlError) as info:
+        parse_user_data(b"#!/bin/sh\necho hi\n")
+    assert info.value.message == "user-data is not a #cloud-config document"
