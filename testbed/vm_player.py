@@ -197,6 +197,19 @@ class VMPlayer:
         """:meth:`play` every source (e.g. ``ec2_vms(c)``, ``nova_vms(a)``) in turn."""
         return [vm for source in sources for vm in self.play(source)]
 
+    def sync(self, running: Iterable[CloudVM]) -> tuple[list[Instance], list[str]]:
+        """Follow the cloud: play the running VMs not played yet, and stop the played VMs
+        whose instance is no longer running (terminated by csctl). Returns both lists."""
+        running = list(running)
+        started = self.play(running)
+        alive = {vm.provider_id for vm in running}
+        gone = [i for pid, i in self.played.items() if pid not in alive]
+        stopped: list[str] = []
+        for instance in gone:
+            stopped += self.driver(instance.cloud).terminate([instance])
+            del self.played[instance.provider_id]
+        return started, stopped
+
     def wait_joined(self, timeout: float) -> JoinReport:
         """Wait up to ``timeout`` s for a startd ad of every played VM; failures carry consoles."""
         import htcondor2
