@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "config": "config_cmd",
     "delegate-proxy": "delegate_proxy",
     "demand": "demand",
+    "image-test": "image_test",
     "join-check": "join_check",
     "retire": "retire",
     "run": "run",

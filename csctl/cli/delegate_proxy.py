@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import CredentialError, InputError
+from csctl.errors import CredentialError, ExitCode, InputError
 from csctl.proxy import (
-    IssueOptions,
     assemble_proxy_file,
-    default_cert_paths,
     default_proxy_path,
     default_trust_dir,
     make_proxy_file,
-    parse_lifetime,
-    passphrase_from_fd,
     proxy_info,
     sign_request_file,
     write_private,
     write_request,
 )
+from csctl.proxy.refresh import Issuer
 
 P = click.Path(path_type=Path)
-
-
-def _passphrase(fd: int | None, key: Path) -> Callable[[], bytes]:
-    def from_terminal() -> bytes:
-        try:
-            return getpass.getpass(f"Enter pass phrase for {key}: ").encode()
-        except EOFError as exc:
-            raise CredentialError(
-                f"{key}: private key is encrypted and no passphrase was given",
-                hint="type it on a terminal or use --passphrase-fd",
-            ) from exc
-
-    return passphrase_from_fd(fd) if fd is not None else from_terminal
+MODES = ("request", "sign", "assemble", "info")
 
 
 @click.command("delegate-proxy")
@@ -60,7 +45,8 @@ def _passphrase(fd: int | None, key: Path) -> Callable[[], bytes]:
 @click.option(
     "--out",
     type=P,
-    help="Proxy file to write. [default: $X509_USER_PROXY, else /tmp/x509up_u<uid>; with --sign: stdout]",
+    help="Proxy file to write. [default: $X509_USER_PROXY, else /tmp/x509up_u<uid>; with --sign: stdout;"
+    " with --refresh-jobs: a private temporary file]",
 )
 @click.option(
     "--valid",
@@ -116,6 +102,18 @@ def _passphrase(fd: int | None, key: Path) -> Callable[[], bytes]:
     metavar="[FILE]",
     help="Describe a proxy file (default: the proxy --out would write).",
 )
+@click.option(
+    "--refresh-jobs",
+    is_flag=True,
+    help="Give your idle and running jobs whose proxy expires within --threshold a new proxy.",
+)
+@click.option("--owner", metavar="USER", help="With --refresh-jobs: whose jobs. [default: you]")
+@click.option(
+    "--threshold",
+    metavar="DURATION",
+    help="With --refresh-jobs: refresh proxies that expire within it (6h, 90m, 1d). [default: 6h]",
+)
+@click.option("--dry-run", is_flag=True, help="With --refresh-jobs: list the jobs, change nothing.")
 @json_option
 @pass_app
 def command(app: Application, **opts: Any) -> None:
@@ -126,7 +124,9 @@ def command(app: Application, **opts: Any) -> None:
     private key on its own machine: the receiver runs --request and sends the CSR,
     the issuer runs --sign and sends back the certificates, the receiver runs
     --assemble. Refused input (expired, mismatched key, bad chain...) exits 7
-    without writing anything.
+    without writing anything. --refresh-jobs makes one proxy and sends it to the
+    schedd for each of your queued jobs whose proxy expires soon (exit 4 if any
+    job's refresh failed).
 
     \b
     Examples:
@@ -135,24 +135,20 @@ def command(app: Application, **opts: Any) -> None:
       csctl delegate-proxy --request req.pem          # on the receiver
       csctl delegate-proxy --sign req.pem --out signed.pem   # on the issuer
       csctl delegate-proxy --assemble signed.pem --request-key req.pem.key
+      csctl delegate-proxy --refresh-jobs --threshold 6h --dry-run
     """
-    modes = [m for m in ("request", "sign", "assemble", "info") if opts[m] is not None]
+    modes = [m for m in (*MODES, "refresh_jobs") if opts[m] not in (None, False)]
     if len(modes) > 1:
-        raise InputError(f"choose one of --{' / --'.join(modes)}")
+        raise InputError(f"choose one of --{' / --'.join(m.replace('_', '-') for m in modes)}")
+    if "refresh_jobs" not in modes and (opts["owner"] or opts["threshold"] or opts["dry_run"]):
+        raise InputError("--owner, --threshold and --dry-run go with --refresh-jobs")
     run = {"request": _request, "sign": _sign, "assemble": _assemble, "info": _info}
+    run["refresh_jobs"] = _refresh
     run.get(modes[0] if modes else "", _make)(app, opts)
 
 
 def _issuer(opts: dict[str, Any]) -> dict[str, Any]:
-    cert, key = default_cert_paths()
-    key = opts["key"] or key
-    return {
-        "cert": opts["cert"] or cert,
-        "key": key,
-        "options": IssueOptions(parse_lifetime(opts["lifetime"]), opts["limited"], opts["path_length"]),
-        "passphrase": _passphrase(opts["passphrase_fd"], key),
-        "trust_dir": _trust_dir(opts),
-    }
+    return Issuer.from_options(opts, getpass.getpass).arguments()
 
 
 def _trust_dir(opts: dict[str, Any]) -> Path | None:
@@ -220,3 +216,24 @@ def _show(app: Application, path: Path, opts: dict[str, Any]) -> None:
         app.console.table("chain", ["type", "subject", "valid until"], rows)
     if info.problem:
         raise CredentialError(info.problem)
+
+
+def _refresh(app: Application, opts: dict[str, Any]) -> None:
+    from csctl.proxy import refresh
+
+    report = refresh.refresh_from_options(app.pool(), opts, datetime.now(UTC), getpass.getpass)
+    console = app.console
+    for warning in report.warnings + report.plan.errors:
+        console.warn(warning)
+    if console.json_output:
+        console.print_json(refresh.report_dict(report))
+    else:
+        if report.results:
+            columns = ["schedd", "job", "owner", "status", "proxy expires", "result"]
+            console.table(None, columns, refresh.report_rows(report))
+        for result in report.results:
+            if result.error:
+                console.result(f"job {result.job.id}: {result.error}")
+        console.result(refresh.summary(report))
+    if report.partial:
+        raise click.exceptions.Exit(int(ExitCode.PARTIAL))

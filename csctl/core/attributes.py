@@ -13,3 +13,5 @@ CSCTL_BATCH = "CsctlBatch"
 # Requirements = VMType =?= "pandacernvm"
 VM_TYPE = "VMType"
 CLOUD_NAME = "CloudName"
+# on a VM under `csctl image-test` and on its probe job: neither is ordinary supply or demand
+CSCTL_IMAGE_TEST = "CsctlImageTest"

@@ -86,7 +86,9 @@ def plan_retire(
     """Decide, for every joined or stopped VM, whether to drain it, terminate it, or keep it."""
     plan = RetirePlan([])
     for vm in report.vms:
-        if vm.status is Status.STOPPED:
+        if any(s.image_test for s in vm.slots):
+            plan.kept[vm.csctl_id] = "under csctl image-test"  # image-test retires its own VM
+        elif vm.status is Status.STOPPED:
             plan.retirements.append(_act(vm, Action.TERMINATE, "stopped in the cloud"))
         elif vm.status is Status.DRAINING:
             _finish_draining(vm, force or _past_deadline(vm, config, now), plan)

@@ -28,12 +28,13 @@ class StartdSlot:
     job_id: str | None = None
     entered_state: int | None = None
     drain_started: int | None = None  # LastDrainStartTime, epoch seconds
+    image_test: str | None = None  # CsctlImageTest: the VM belongs to `csctl image-test`
 
     @property
     def free(self) -> bool:
         """Whether the slot's resources can still take a job."""
-        if self.draining:
-            return False
+        if self.draining or self.image_test:
+            return False  # an image under test admits only its probe job
         return self.slot_type == "Partitionable" or self.state == "Unclaimed"
 
 

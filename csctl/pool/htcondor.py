@@ -34,6 +34,7 @@ SLOT_PROJECTION = [
     "JobId",
     "EnteredCurrentState",
     "LastDrainStartTime",
+    A.CSCTL_IMAGE_TEST,
     A.CSCTL_ID,
     A.CSCTL_TYPE,
     A.CSCTL_CLOUD,
@@ -60,7 +61,8 @@ class HTCondorPool:
             self.htcondor.param[key] = value
         self.collector = self.htcondor.Collector(config.collector)
 
-    def _schedd_ads(self) -> list[Any]:
+    def schedd_ads(self) -> list[Any]:
+        """Location ads of the configured schedds (every schedd the collector knows if none)."""
         daemon = self.htcondor.DaemonType.Schedd
         try:
             if not self.config.schedds:
@@ -81,7 +83,7 @@ class HTCondorPool:
 
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``."""
-        schedd_ads = self._schedd_ads()
+        schedd_ads = self.schedd_ads()
         if not schedd_ads:
             raise PoolUnreachable(f"collector {self.config.collector} knows no schedd")
         snapshot = QueueSnapshot(groups=[], schedds=[])
@@ -105,11 +107,12 @@ class HTCondorPool:
         of the projected attributes, with JobCount and JobIds), so 100,000 jobs cost a few
         dozen ads. A schedd that ignores the option answers with job ads, grouped here.
         """
-        projection = [*SIGNIFICANT_ATTRS, "JobStatus"]
-        ads = schedd.query(f"JobStatus == {IDLE}", projection, opts=self.htcondor.QueryOpt.GroupBy)
+        projection = [*SIGNIFICANT_ATTRS, "JobStatus", A.CSCTL_IMAGE_TEST]
+        idle = f"JobStatus == {IDLE} && {A.CSCTL_IMAGE_TEST} =?= undefined"  # not image-test probes
+        ads = schedd.query(idle, projection, opts=self.htcondor.QueryOpt.GroupBy)
         if ads and all("JobCount" in ad for ad in ads):
             return [JobGroup(ad, int(ad["JobCount"]), _sample_ids(ad.get("JobIds")), name) for ad in ads]
-        return group_ads(schedd.query(f"JobStatus == {IDLE}", list(PROJECTION)), schedd=name)
+        return group_ads(schedd.query(idle, list(PROJECTION)), schedd=name)
 
     def csctl_slots(self) -> list[StartdSlot]:
         """Slot ads of this pool's csctl VMs."""
@@ -168,6 +171,7 @@ def _slot(ad: Any) -> StartdSlot:
         job_id=ad.get("JobId"),
         entered_state=ad.get("EnteredCurrentState"),
         drain_started=ad.get("LastDrainStartTime"),
+        image_test=ad.get(A.CSCTL_IMAGE_TEST),
     )
 
 

@@ -215,3 +215,12 @@ def test_drain_deadline_terminates_and_names_the_jobs():
     p = plan_retire(reconcile([inst("old"), inst("new")], slots + recent, cfg, NOW), NO_DEMAND, cfg, NOW)
     assert [(r.csctl_id, r.action, r.jobs) for r in p.retirements] == [("old", Action.TERMINATE, ("7.0",))]
     assert p.kept == {"new": "draining: 1 job(s) still running"}
+
+
+def test_a_vm_under_image_test_is_neither_retired_nor_counted_as_room():
+    from csctl.core.supply import supply_from_slots
+
+    probe = [s.__class__(**{**s.__dict__, "image_test": "img-1"}) for s in [slot("probe", idle_minutes=600)]]
+    p = plan([inst("probe")], probe)
+    assert p.retirements == [] and p.kept == {"probe": "under csctl image-test"}
+    assert supply_from_slots(probe) == []
