@@ -13,6 +13,7 @@ from csctl.console import Console
 if TYPE_CHECKING:
     from csctl.clouds.base import Cloud
     from csctl.config import Config
+    from csctl.core.tokens import SigningKey
     from csctl.pool.htcondor import HTCondorPool
 
 
@@ -30,6 +31,16 @@ class Application:
         from csctl.config import load_config
 
         return load_config(self.config_path)
+
+    def signing_key(self, purpose: str) -> SigningKey:
+        """The pool's signing key; ConfigError naming ``purpose`` when none is configured."""
+        from csctl.core.tokens import read_signing_key
+        from csctl.errors import ConfigError
+
+        path = self.config.pool.signing_key
+        if path is None:
+            raise ConfigError([f"{self.config_path}: pool.signing_key: required to {purpose}"])
+        return read_signing_key(path)
 
     def pool(self) -> HTCondorPool:
         """The pool, through the htcondor bindings."""

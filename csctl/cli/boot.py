@@ -9,7 +9,7 @@ from typing import IO
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import ConfigError, ExitCode, InputError
+from csctl.errors import ExitCode, InputError
 
 
 @click.command("boot")
@@ -59,11 +59,7 @@ def command(app: Application, dry_run: bool, demand_file: IO[str] | None) -> Non
     if dry_run:
         _show_plan(app, plan)
         return
-    if config.pool.signing_key is None:
-        raise ConfigError([f"{app.config_path}: pool.signing_key: required to boot VMs"])
-    from csctl.core.tokens import read_signing_key
-
-    key = read_signing_key(config.pool.signing_key)
+    key = app.signing_key("boot VMs")
     report = execute_boot(plan, clouds, config, key, now, backoff)
     save_backoff(config.state_dir, backoff)
     _show_report(app, plan, report)

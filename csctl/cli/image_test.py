@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import ConfigError, InputError
+from csctl.errors import InputError
 
 SECONDS = click.FloatRange(min=0, min_open=True)
 MARKS = {"passed": "ok", "failed": "FAILED", "skipped": "-", "pending": "", "active": "..."}
@@ -59,11 +59,7 @@ def command(app: Application, vm_types: tuple[str, ...], probe_script: Path | No
             site_script = probe_script.read_bytes()
         except OSError as exc:
             raise InputError(f"{probe_script}: cannot read probe script: {exc.strerror}") from None
-    if config.pool.signing_key is None:
-        raise ConfigError([f"{app.config_path}: pool.signing_key: required to boot VMs"])
-    from csctl.core.tokens import read_signing_key
-
-    key = read_signing_key(config.pool.signing_key)
+    key = app.signing_key("boot VMs")
     timeouts = it.Timeouts(
         opts["boot_timeout"], opts["join_timeout"], opts["job_timeout"], opts["drain_timeout"]
     )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import ConfigError, ExitCode
+from csctl.errors import ExitCode
 
 
 @click.command("retire")
@@ -40,7 +40,6 @@ def command(app: Application, dry_run: bool, force: bool) -> None:
     from csctl.core.lifecycle import execute_retire
     from csctl.core.reconcile import reconcile
     from csctl.core.retire import plan_retire
-    from csctl.core.tokens import read_signing_key
     from csctl.core.world import supply, take_snapshot
 
     config, now = app.config, datetime.now(UTC)
@@ -54,9 +53,7 @@ def command(app: Application, dry_run: bool, force: bool) -> None:
     if dry_run:
         _show_plan(app, plan)
         return
-    if config.pool.signing_key is None:
-        raise ConfigError([f"{app.config_path}: pool.signing_key: required to command VMs"])
-    done = execute_retire(plan, report, pool, clouds, config, read_signing_key(config.pool.signing_key), now)
+    done = execute_retire(plan, report, pool, clouds, config, app.signing_key("command VMs"), now)
     if app.console.json_output:
         app.console.print_json({"plan": asdict(plan), "result": asdict(done)})
     else:

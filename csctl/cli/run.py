@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import ConfigError, ExitCode
+from csctl.errors import ExitCode
 
 
 @click.command("run")
@@ -38,12 +38,9 @@ def command(app: Application, metrics_file: Path | None) -> None:
     """
     from csctl.core.cycle import cycle_lock, run_cycle, write_metrics
     from csctl.core.state import load_backoff, save_backoff
-    from csctl.core.tokens import read_signing_key
 
     config, now = app.config, datetime.now(UTC)
-    if config.pool.signing_key is None:
-        raise ConfigError([f"{app.config_path}: pool.signing_key: required to boot and command VMs"])
-    key = read_signing_key(config.pool.signing_key)
+    key = app.signing_key("boot and command VMs")
     with cycle_lock(config.state_dir):
         backoff = load_backoff(config.state_dir)
         report, fixed, booted, retired = run_cycle(config, app.pool(), app.clouds(), key, backoff, now)

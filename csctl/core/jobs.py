@@ -16,35 +16,6 @@ from typing import Any
 # Attributes fetched from the schedd (the projection). Everything a job's slot size,
 # VM wish or Requirements commonly refers to; ids are fetched for reporting only.
 ID_ATTRS = ("ClusterId", "ProcId")
-SIGNIFICANT_ATTRS = (
-    "Owner",
-    "Requirements",
-    "RequestCpus",
-    "RequestMemory",
-    "RequestDisk",
-    "MemoryUsage",
-    "ImageSize",
-    "DiskUsage",
-    "ExecutableSize",
-    "TransferInputSizeMB",
-    "FileSystemDomain",
-    "JobUniverse",
-    "WantDocker",
-    "VMType",
-    "VMName",
-    "VMLoc",
-    "VMAMI",
-    "VMMem",
-    "VMCPUCores",
-    "VMStorage",
-    "TargetClouds",
-    "VMInstanceType",
-    "VMKeepAlive",
-    "VMMaximumPrice",
-    "VMJobPerCore",
-    "VMHighPriority",
-)
-PROJECTION = ID_ATTRS + SIGNIFICANT_ATTRS
 # What read_needs reads: evaluated in the job's own context. (Requirements is not:
 # it refers to the machine, and is evaluated against each VM type's ad instead.)
 NEEDS_ATTRS = (
@@ -64,6 +35,24 @@ NEEDS_ATTRS = (
     "VMJobPerCore",
     "VMHighPriority",
 )
+# Everything that decides which VM a job needs: its needs, its Requirements, and what
+# those commonly refer to in the job (condor_submit's RequestMemory/RequestDisk
+# expressions, the file system domain). Jobs equal in all of these form one autocluster.
+SIGNIFICANT_ATTRS = (
+    "Owner",
+    "Requirements",
+    "MemoryUsage",
+    "ImageSize",
+    "DiskUsage",
+    "ExecutableSize",
+    "TransferInputSizeMB",
+    "FileSystemDomain",
+    "JobUniverse",
+    "WantDocker",
+    "VMName",
+    *NEEDS_ATTRS,
+)
+PROJECTION = ID_ATTRS + SIGNIFICANT_ATTRS
 
 
 @dataclass(frozen=True)

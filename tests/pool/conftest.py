@@ -39,3 +39,14 @@ def pool_config(pool_config_file: Path):
     from csctl.config import load_config
 
     return load_config(pool_config_file)
+
+
+@pytest.fixture
+def local_cloud(testbed_config):
+    """The test bed's local cloud, emptied before and after the test."""
+    from csctl.clouds.registry import make_cloud
+
+    cloud = make_cloud("local", testbed_config.clouds["local"])
+    cloud.terminate(cloud.list_instances(testbed_config.pool.name))
+    yield cloud
+    cloud.terminate(cloud.list_instances(testbed_config.pool.name))

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import htcondor2
 import pytest
 
-from csctl.clouds.registry import make_cloud
-from tests.conftest import testbed_config_text as config_text
+from tests.pool.bed import config_text, csctl
 
 pytestmark = pytest.mark.pool
 
@@ -20,31 +16,8 @@ pytestmark = pytest.mark.pool
 @pytest.fixture
 def config_file(condor_pool, tmp_path):
     path = tmp_path / "csctl.toml"
-    path.write_text(
-        config_text(condor_pool).replace(
-            f'state_dir = "{condor_pool.root}/var/lib/csctl-test-state"', f'state_dir = "{tmp_path}/state"'
-        )
-    )
+    path.write_text(config_text(condor_pool, tmp_path))
     return path
-
-
-@pytest.fixture
-def local_cloud(testbed_config):
-    cloud = make_cloud("local", testbed_config.clouds["local"])
-    cloud.terminate(cloud.list_instances(testbed_config.pool.name))
-    yield cloud
-    cloud.terminate(cloud.list_instances(testbed_config.pool.name))
-
-
-def csctl(config, *args):
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "csctl", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def test_boot_starts_what_demand_needs_and_the_jobs_run(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import htcondor2
 import pytest
@@ -15,6 +12,7 @@ from csctl.core.supply import supply_from_slots
 from csctl.errors import ExitCode
 from csctl.pool.htcondor import HTCondorPool
 from tests.conftest import DATA
+from tests.pool.bed import csctl
 
 pytestmark = pytest.mark.pool
 
@@ -22,17 +20,6 @@ pytestmark = pytest.mark.pool
 def seed_job() -> dict[str, str]:
     """The seed's Cloud Scheduler job file, as a submit description."""
     return dict(htcondor2.Submit((DATA / "seed.job").read_text()))
-
-
-def csctl(config, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "csctl", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 def test_seed_job_file_needs_one_pandacernvm_per_job(clean_queue, pool_config):

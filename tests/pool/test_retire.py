@@ -3,49 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from csctl.clouds.registry import make_cloud
-from tests.conftest import testbed_config_text as config_text
+from tests.pool.bed import config_text, csctl
 
 pytestmark = pytest.mark.pool
 
 
-def csctl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "csctl", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-
-
 def write_config(condor_pool, tmp_path: Path, extra_local: str = "", policy: str = "") -> Path:
-    text = config_text(condor_pool).replace(
-        f'state_dir = "{condor_pool.root}/var/lib/csctl-test-state"', f'state_dir = "{tmp_path}/state"'
-    )
+    text = config_text(condor_pool, tmp_path)
     text = text.replace('driver = "local"\n', f'driver = "local"\n{extra_local}', 1)
     if policy:
         text = text.replace("[pool]", f"[policy]\n{policy}\n\n[pool]", 1)
     path = tmp_path / "csctl.toml"
     path.write_text(text)
     return path
-
-
-@pytest.fixture
-def local_cloud(testbed_config):
-    cloud = make_cloud("local", testbed_config.clouds["local"])
-    cloud.terminate(cloud.list_instances(testbed_config.pool.name))
-    yield cloud
-    cloud.terminate(cloud.list_instances(testbed_config.pool.name))
 
 
 def wait_for(predicate, timeout: float, what: str, schedd=None):

@@ -16,32 +16,20 @@ import pytest
 import yaml
 
 from csctl.clouds.base import TAG_POOL, BootRequest
-from csctl.clouds.registry import make_cloud
 from csctl.config import load_config
 from csctl.context.render import Batch, render_user_data
 from csctl.core.tokens import read_signing_key
-from tests.conftest import testbed_config_text as config_text
+from tests.pool.bed import config_text
 
 pytestmark = pytest.mark.pool
 
 
 @pytest.fixture
 def config_file(condor_pool, tmp_path):
-    text = config_text(condor_pool).replace(
-        f'state_dir = "{condor_pool.root}/var/lib/csctl-test-state"', f'state_dir = "{tmp_path}/state"'
-    )
+    text = config_text(condor_pool, tmp_path)
     path = tmp_path / "csctl.toml"
     path.write_text(text)
     return path
-
-
-@pytest.fixture
-def local_cloud(config_file):
-    cfg = load_config(config_file)
-    cloud = make_cloud("local", cfg.clouds["local"])
-    cloud.terminate(cloud.list_instances(cfg.pool.name))
-    yield cloud
-    cloud.terminate(cloud.list_instances(cfg.pool.name))
 
 
 def token_of(user_data: str) -> str:
