@@ -26,4 +26,3 @@ _csctl_completion_setup() {
 }
 
 _csctl_completion_setup;
-

@@ -15,7 +15,7 @@ def test_completion_script_is_current(shell):
     env = {**os.environ, "_CSCTL_COMPLETE": f"{shell}_source"}
     code = "from csctl.cli import cli; cli(prog_name='csctl')"
     generated = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout
-    # click versions differ in the blank line they end with
+    # the script and the installed click must speak the same completion protocol
     assert generated.rstrip("\n") == (COMPLETIONS / f"csctl.{shell}").read_text().rstrip("\n"), (
         f"regenerate: _CSCTL_COMPLETE={shell}_source csctl > completions/csctl.{shell}"
     )
