@@ -134,7 +134,9 @@ class Matcher:
             return reason
         machine = self._ads[(type_name, cloud)]
         refs = sorted(set(machine.externalRefs(requirements)) | set(job_ad.externalRefs(requirements)))
-        missing = [r for r in refs if r and not _defined(r, machine, job_ad)]
+        # only TARGET. references are the VM's to define; unscoped ones are often the
+        # job's own, guarded (condor_submit's `MemoryUsage =!= undefined`)
+        missing = [r for r in refs if r.lower().startswith("target.") and not _defined(r, machine, job_ad)]
         if missing:
             reason += f" (refers to {', '.join(missing)}, which the VM type does not define)"
         return reason

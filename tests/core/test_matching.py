@@ -146,3 +146,14 @@ def test_explain_names_a_target_attribute_the_job_has_but_the_vm_lacks():
         "Requirements is false on VM type pandacernvm "
         "(refers to TARGET.FileSystemDomain, which the VM type does not define)"
     )
+
+
+def test_explain_ignores_guarded_job_attributes(config):
+    # condor_submit 23's RequestMemory refers to MemoryUsage, undefined until the job ran
+    ad = job(
+        "TARGET.HasGPU && TARGET.Memory >= RequestMemory",
+        RequestMemory=classad2.ExprTree("ifthenelse(MemoryUsage =!= undefined, MemoryUsage, 1)"),
+    )
+    result = choose(config, ad)
+    assert isinstance(result, Unservable)
+    assert result.reasons[0].endswith("(refers to TARGET.HasGPU, which the VM type does not define)")
