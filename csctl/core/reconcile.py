@@ -116,8 +116,9 @@ def reconcile(
 
 
 def _idle_since(slots: Sequence[StartdSlot]) -> int | None:
-    """When a joined VM with no claimed slot last changed state (None when busy)."""
+    """When a joined VM with no claimed slot last had a job or changed state (None when
+    busy): the later of each slot's EnteredCurrentState and NumDynamicSlotsTime."""
     if not slots or any(s.state == "Claimed" for s in slots):
         return None
-    times = [s.entered_state for s in slots if s.entered_state is not None]
+    times = [t for s in slots for t in (s.entered_state, s.dynamic_slots_changed) if t is not None]
     return max(times) if times else None

@@ -95,12 +95,18 @@ def plan_retire(
         elif vm.status in (Status.IDLE, Status.BUSY):
             reason = _why_retire(vm, demand, config, now)
             if reason is None:
-                plan.kept[vm.csctl_id] = "needed" if vm.status is Status.IDLE else "running jobs"
+                plan.kept[vm.csctl_id] = _why_kept(vm, demand)
             elif force and vm.claimed:
                 plan.retirements.append(_act(vm, Action.TERMINATE, reason + " (forced)", forced=True))
             else:
                 plan.retirements.append(_act(vm, Action.DRAIN, reason))
     return plan
+
+
+def _why_kept(vm: VMView, demand: Demand) -> str:
+    if vm.status is Status.BUSY:
+        return "running jobs"
+    return "needed" if _needed(vm, demand) else "within keep-alive"
 
 
 def _past_deadline(vm: VMView, config: Config, now: datetime) -> bool:

@@ -27,6 +27,9 @@ class StartdSlot:
     address: str | None = None
     job_id: str | None = None
     entered_state: int | None = None
+    # when a partitionable slot last gained or lost a dynamic slot: its EnteredCurrentState
+    # stays at the VM's join while jobs come and go
+    dynamic_slots_changed: int | None = None
     drain_started: int | None = None  # LastDrainStartTime, epoch seconds
     image_test: str | None = None  # CsctlImageTest: the VM belongs to `csctl image-test`
 

@@ -33,6 +33,7 @@ SLOT_PROJECTION = [
     "Draining",
     "JobId",
     "EnteredCurrentState",
+    "NumDynamicSlotsTime",
     "LastDrainStartTime",
     A.CSCTL_IMAGE_TEST,
     A.CSCTL_ID,
@@ -170,6 +171,7 @@ def _slot(ad: Any) -> StartdSlot:
         address=ad.get("MyAddress"),
         job_id=ad.get("JobId"),
         entered_state=ad.get("EnteredCurrentState"),
+        dynamic_slots_changed=ad.get("NumDynamicSlotsTime"),
         drain_started=ad.get("LastDrainStartTime"),
         image_test=ad.get(A.CSCTL_IMAGE_TEST),
     )

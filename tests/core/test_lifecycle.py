@@ -224,3 +224,14 @@ def test_a_vm_under_image_test_is_neither_retired_nor_counted_as_room():
     p = plan([inst("probe")], probe)
     assert p.retirements == [] and p.kept == {"probe": "under csctl image-test"}
     assert supply_from_slots(probe) == []
+
+
+def test_keep_alive_counts_from_the_last_job_on_a_partitionable_slot():
+    # joined 60 min ago, last dynamic slot gone 5 min ago: within the 10 min keep-alive
+    last_job = int((NOW - timedelta(minutes=5)).timestamp())
+    pslot = slot("a", idle_minutes=60).__class__(**{**slot("a", idle_minutes=60).__dict__,
+                                                     "dynamic_slots_changed": last_job})
+    p = plan([inst("a")], [pslot])
+    assert p.retirements == [] and p.kept == {"a": "within keep-alive"}
+    # without the dynamic-slot time the same VM would be retired
+    assert [r.action for r in plan([inst("a")], [slot("a", idle_minutes=60)]).retirements] == [Action.DRAIN]
