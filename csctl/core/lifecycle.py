@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from csctl.context.render import admin_identity
 from csctl.core.reconcile import JoinReport, Status, VMView
 from csctl.core.retire import Action, RetirePlan
 from csctl.core.state import Backoff, write_atomically
+from csctl.core.supply import StartdSlot
 from csctl.core.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
 from csctl.errors import CloudError
 from csctl.pool import DrainTarget, Pool
@@ -80,9 +82,17 @@ def execute_retire(
     config: Config,
     pool_key: SigningKey,
     now: datetime,
+    settle_seconds: float = 15,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> RetireReport:
-    """Drain what the plan drains, take a fresh look at the pool, then terminate what the
-    plan terminates plus every just-drained VM that has no claimed slot left."""
+    """Drain what the plan drains, then terminate what the plan terminates plus every
+    just-drained VM whose own ad, published after the drain, shows no claimed slot.
+
+    A collector ad from before the drain may miss a claim the negotiator made just then;
+    once an ad says Draining, the VM takes no new claim and the ad shows every claim it
+    has. Drained VMs whose ads do not say so within ``settle_seconds`` are left for the
+    next cycle.
+    """
     views = {vm.csctl_id: vm for vm in report.vms}
     result = RetireReport()
     targets = []
@@ -98,13 +108,10 @@ def execute_retire(
             result.errors.append(f"{csctl_id}: {error}")
         else:
             result.drained.append(csctl_id)
-    fresh_claimed = {s.csctl_id for s in pool.csctl_slots() if s.state == "Claimed"} if targets else set()
     to_terminate = [views[i] for i in plan.ids(Action.TERMINATE)]
-    for csctl_id in result.drained:
-        if csctl_id in fresh_claimed:
-            result.draining.append(csctl_id)
-        else:
-            to_terminate.append(views[csctl_id])
+    idle, _ = confirm_drained(pool, result.drained, settle_seconds, sleep)
+    to_terminate += [views[i] for i in idle]
+    result.draining = [i for i in result.drained if i not in idle]
     for r in plan.retirements:
         if r.jobs:
             log.warning("forced termination of %s kills job(s) %s", r.csctl_id, ", ".join(r.jobs))
@@ -112,6 +119,30 @@ def execute_retire(
     instances = [vm.instance for vm in to_terminate if vm.instance is not None]
     result.terminated = terminate(clouds, instances, result.errors)
     return result
+
+
+def confirm_drained(
+    pool: Pool, drained: list[str], settle_seconds: float, sleep: Callable[[float], object]
+) -> tuple[list[str], list[str]]:
+    """Wait (up to ``settle_seconds``) for each drained VM's ads to say Draining; return
+    (VMs drained with no claimed slot, VMs still running jobs)."""
+    pending = set(drained)
+    idle: list[str] = []
+    busy: list[str] = []
+    deadline = time.monotonic() + settle_seconds
+    while pending:
+        by_vm: dict[str, list[StartdSlot]] = {}
+        for slot in pool.csctl_slots():
+            if slot.csctl_id in pending:
+                by_vm.setdefault(slot.csctl_id, []).append(slot)
+        for csctl_id, slots in by_vm.items():
+            if any(s.draining for s in slots):  # published after our drain: every claim shows
+                (busy if any(s.state == "Claimed" for s in slots) else idle).append(csctl_id)
+                pending.discard(csctl_id)
+        if not pending or time.monotonic() >= deadline:
+            break
+        sleep(1)
+    return sorted(idle), sorted(busy)
 
 
 @dataclass

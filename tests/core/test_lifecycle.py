@@ -235,3 +235,25 @@ def test_keep_alive_counts_from_the_last_job_on_a_partitionable_slot():
     assert p.retirements == [] and p.kept == {"a": "within keep-alive"}
     # without the dynamic-slot time the same VM would be retired
     assert [r.action for r in plan([inst("a")], [slot("a", idle_minutes=60)]).retirements] == [Action.DRAIN]
+
+
+class StalePool:
+    """A pool whose collector answers with the ads it had, one answer per query."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def csctl_slots(self):
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def test_a_drained_vm_is_terminated_only_once_its_own_ad_shows_the_drain():
+    from csctl.core.lifecycle import confirm_drained
+
+    stale = [slot("a"), slot("b")]  # published before the drain: a claim may be missing
+    fresh = [slot("a", draining=True), *busy("b", draining=True)]
+    naps = []
+    idle, running = confirm_drained(StalePool([stale, fresh]), ["a", "b"], 10, naps.append)
+    assert (idle, running, naps) == (["a"], ["b"], [1])
+    # never confirmed within the settle time: neither, left for the next cycle
+    assert confirm_drained(StalePool([stale]), ["a"], 0, naps.append) == ([], [])
