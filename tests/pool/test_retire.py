@@ -58,7 +58,8 @@ def test_running_job_finishes_before_its_vm_is_terminated(clean_queue, local_clo
         schedd,
     )
     (vm_id,) = vms(config)
-    assert vms(config) == {vm_id: "busy"}
+    # the collector learns of the claim a few seconds after the schedd
+    wait_for(lambda: vms(config) == {vm_id: "busy"}, 20, "the VM does not show as busy")
     # busy and its type still has a running job: nothing to retire
     assert json.loads(csctl(config, "--json", "retire", "--dry-run").stdout)["retirements"] == []
 
