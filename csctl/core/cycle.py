@@ -60,7 +60,7 @@ class CycleReport:
         running = sum(n for per in self.vms.values() for n in per.values())
         text = (
             f"{self.idle_jobs} idle jobs, {running} VMs, booted {self.booted}, drained {self.drained}, "
-            f"terminated {self.terminated} in {self.seconds:.1f} s"
+            f"terminated {self.terminated} in {self.seconds:.2f} s"
         )
         return text + (f"; {len(self.errors)} error(s)" if self.errors else "")
 
