@@ -94,11 +94,11 @@ def main() -> None:
                 )
         finally:
             remove_all(schedd)
+    setup = f"{len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs"
+    print(f"csctl run: {setup}")
     print(
-        f"csctl run: {len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs"
-    )
-    print(
-        "| cycle | wall s | idle jobs | VMs seen | list calls per cloud | all API calls | booted | terminated |"
+        "| cycle | wall s | idle jobs | VMs seen | list calls per cloud | all API calls | booted "
+        "| terminated |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, wall, idle, vms, lists, calls, booted, terminated in rows:
