@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ class HTCondorPool:
 
         htcondor = self.htcondor
         results: dict[str, str | None] = {}
-        with TokenDirectory(htcondor, {t.key_name: t.token for t in targets}):
+        with _TOKENS_IN_USE, TokenDirectory(htcondor, {t.key_name: t.token for t in targets}):
             for target in targets:
                 location = classad2.ClassAd({"MyAddress": target.address, "MyType": "Startd"})
                 try:
@@ -175,6 +176,10 @@ def _slot(ad: Any) -> StartdSlot:
         drain_started=ad.get("LastDrainStartTime"),
         image_test=ad.get(A.CSCTL_IMAGE_TEST),
     )
+
+
+# SEC_TOKEN_DIRECTORY is one setting for the whole process: one TokenDirectory at a time
+_TOKENS_IN_USE = threading.Lock()
 
 
 class TokenDirectory:
