@@ -23,8 +23,6 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from csctl.errors import ConfigError
 
-DEFAULT_CONFIG_PATH = Path("/etc/csctl/csctl.toml")
-
 
 def _int_at_least(minimum: int) -> BeforeValidator:
     def check(value: Any) -> Any:

@@ -64,7 +64,10 @@ def command(app: Application, vm_types: tuple[str, ...], probe_script: Path | No
         opts["boot_timeout"], opts["join_timeout"], opts["job_timeout"], opts["drain_timeout"]
     )
     clouds = {opts["cloud"]: app.clouds()[opts["cloud"]]}
-    pool, probes = app.pool(), it.ScheddProbeQueue(config.pool)
+    from csctl.pool.probes import ScheddProbeQueue
+
+    pool = app.pool()
+    probes = ScheddProbeQueue(pool)
     with _Progress(app, [s.label for s in specs]) as progress:
         reports = it.run_image_tests(
             specs, config, clouds, pool, probes, key, timeouts=timeouts, keep=opts["keep"],

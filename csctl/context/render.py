@@ -24,7 +24,6 @@ from csctl.core.tokens import STARTD_SCOPES, SigningKey, derive_vm_key, mint, sc
 from csctl.errors import CsctlError
 
 REDACTED = "<redacted>"
-CLOUD_INIT_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:
         known = ", ".join(config.vm_types) or "none"
         reasons.append(f'VMType "{needs.vm_type}" is not a configured VM type (known: {known})')
     if needs.target_clouds is not None:
-        unknown = [c for c in needs.target_clouds if c not in config.clouds]
+        unknown = unknown_target_clouds(config, needs)
         if unknown and len(unknown) == len(needs.target_clouds):
             known = ", ".join(config.clouds) or "none"
             names = ", ".join(unknown)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from csctl.clouds.base import Instance, VMState
@@ -73,12 +73,6 @@ class _Room:
             self.memory -= n * memory
         if self.storage is not None:
             self.storage -= n * disk
-
-
-@dataclass
-class _Limits:
-    rooms: dict[str, _Room] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def _used(config: Config, instances: Iterable[Instance]) -> dict[str, tuple[int, int, int, int]]:

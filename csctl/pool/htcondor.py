@@ -134,6 +134,8 @@ class HTCondorPool:
 
         htcondor = self.htcondor
         results: dict[str, str | None] = {}
+        if not targets:
+            return results
         with _TOKENS_IN_USE, TokenDirectory(htcondor, {t.key_name: t.token for t in targets}):
             for target in targets:
                 location = classad2.ClassAd({"MyAddress": target.address, "MyType": "Startd"})

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from csctl.clouds.registry import make_cloud
-from csctl.core.imagetest import Phase, ScheddProbeQueue, Timeouts, image_test_specs, run_image_test
+from csctl.core.imagetest import Phase, Timeouts, image_test_specs, run_image_test
 from csctl.core.tokens import read_signing_key
 from csctl.pool.htcondor import HTCondorPool
+from csctl.pool.probes import ScheddProbeQueue
 from testbed.vm_player import VMPlayer, ec2_vms, nova_vms
 from tests.clouds.test_vm_player import (  # noqa: F401  (nova_cloud is a fixture)
     EC2_CLOUD,
@@ -42,8 +43,8 @@ def test_image_test_on_ec2(ec2, vm_player, clean_queue):
         spec,
         config,
         cloud,
-        HTCondorPool(config.pool),
-        ScheddProbeQueue(config.pool),
+        (pool := HTCondorPool(config.pool)),
+        ScheddProbeQueue(pool),
         read_signing_key(config.pool.signing_key),
         timeouts=TIMEOUTS,
         poll=1,
@@ -65,8 +66,8 @@ def test_image_test_on_nova(nova_api, nova_cloud, vm_player, clean_queue):  # no
         spec,
         config,
         cloud,
-        HTCondorPool(config.pool),
-        ScheddProbeQueue(config.pool),
+        (pool := HTCondorPool(config.pool)),
+        ScheddProbeQueue(pool),
         read_signing_key(config.pool.signing_key),
         timeouts=TIMEOUTS,
         poll=1,
