@@ -60,7 +60,7 @@ def _render(app: Application, report, fixed, errors: list[str]) -> None:  # type
                 "vm_type": v.vm_type,
                 "status": v.status.value,
                 "age_minutes": v.age_minutes,
-                "jobs": len(v.claimed),
+                "jobs": v.jobs,
                 "cloud_state": v.instance.state.value if v.instance else None,
                 "fault": v.instance.fault if v.instance else None,
             }
@@ -85,7 +85,7 @@ def _render(app: Application, report, fixed, errors: list[str]) -> None:  # type
             v.vm_type,
             v.status.value,
             v.age_minutes,
-            len(v.claimed),
+            v.jobs,
             (v.instance.fault or "") if v.instance else "no instance",
         )
         for v in report.vms

@@ -712,7 +712,7 @@ class _Runner:
     def _drained(self) -> None:
         def drained() -> bool | None:
             slots = self._slots()
-            if any(s.state == "Claimed" for s in slots):
+            if any(s.in_use for s in slots):
                 return None
             return True if not slots or any(s.draining or s.state == "Drained" for s in slots) else None
 

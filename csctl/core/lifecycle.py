@@ -125,7 +125,12 @@ def confirm_drained(
     pool: Pool, drained: list[str], settle_seconds: float, sleep: Callable[[float], object]
 ) -> tuple[list[str], list[str]]:
     """Wait (up to ``settle_seconds``) for each drained VM's ads to say Draining; return
-    (VMs drained with no claimed slot, VMs still running jobs)."""
+    (VMs drained with no claim, VMs still running jobs).
+
+    Only an ad published after the drain counts: every partitionable or static slot of
+    the VM must say Draining. A partitionable slot's ad carries its own count of dynamic
+    slots, so a claim made just before the drain shows there even when the new dynamic
+    slot's ad has not reached the collector yet."""
     pending = set(drained)
     idle: list[str] = []
     busy: list[str] = []
@@ -136,8 +141,9 @@ def confirm_drained(
             if slot.csctl_id in pending:
                 by_vm.setdefault(slot.csctl_id, []).append(slot)
         for csctl_id, slots in by_vm.items():
-            if any(s.draining for s in slots):  # published after our drain: every claim shows
-                (busy if any(s.state == "Claimed" for s in slots) else idle).append(csctl_id)
+            owners = [s for s in slots if s.slot_type != "Dynamic"]
+            if owners and all(s.draining for s in owners):
+                (busy if any(s.in_use for s in slots) else idle).append(csctl_id)
                 pending.discard(csctl_id)
         if not pending or time.monotonic() >= deadline:
             break

@@ -45,6 +45,18 @@ class VMView:
         """Slots running a job."""
         return [s for s in self.slots if s.state == "Claimed"]
 
+    @property
+    def in_use(self) -> bool:
+        """Whether any slot holds a claim, counting dynamic slots whose own ad the
+        collector has not received yet (the partitionable slot counts them)."""
+        return any(s.in_use for s in self.slots)
+
+    @property
+    def jobs(self) -> int:
+        """How many claims the VM holds, as far as its ads tell."""
+        carved = sum(s.dynamic_slots for s in self.slots)
+        return max(len(self.claimed), carved)
+
 
 @dataclass
 class JoinReport:
@@ -61,7 +73,7 @@ class JoinReport:
 def _joined_status(slots: Sequence[StartdSlot]) -> Status:
     if any(s.draining for s in slots):
         return Status.DRAINING
-    if any(s.state == "Claimed" for s in slots):
+    if any(s.in_use for s in slots):
         return Status.BUSY
     return Status.IDLE
 
@@ -118,7 +130,7 @@ def reconcile(
 def _idle_since(slots: Sequence[StartdSlot]) -> int | None:
     """When a joined VM with no claimed slot last had a job or changed state (None when
     busy): the later of each slot's EnteredCurrentState and NumDynamicSlotsTime."""
-    if not slots or any(s.state == "Claimed" for s in slots):
+    if not slots or any(s.in_use for s in slots):
         return None
     times = [t for s in slots for t in (s.entered_state, s.dynamic_slots_changed) if t is not None]
     return max(times) if times else None

@@ -96,7 +96,7 @@ def plan_retire(
             reason = _why_retire(vm, demand, config, now)
             if reason is None:
                 plan.kept[vm.csctl_id] = _why_kept(vm, demand)
-            elif force and vm.claimed:
+            elif force and vm.in_use:
                 plan.retirements.append(_act(vm, Action.TERMINATE, reason + " (forced)", forced=True))
             else:
                 plan.retirements.append(_act(vm, Action.DRAIN, reason))
@@ -117,14 +117,14 @@ def _past_deadline(vm: VMView, config: Config, now: datetime) -> bool:
 
 
 def _finish_draining(vm: VMView, force: bool, plan: RetirePlan) -> None:
-    if not vm.claimed:
+    if not vm.in_use:
         plan.retirements.append(_act(vm, Action.TERMINATE, "drained"))
     elif force:
         plan.retirements.append(_act(vm, Action.TERMINATE, "draining (forced)", forced=True))
     else:
-        plan.kept[vm.csctl_id] = f"draining: {len(vm.claimed)} job(s) still running"
+        plan.kept[vm.csctl_id] = f"draining: {vm.jobs} job(s) still running"
 
 
 def _act(vm: VMView, action: Action, reason: str, forced: bool = False) -> Retirement:
-    jobs = tuple(s.job_id or "?" for s in vm.claimed) if forced else ()
+    jobs = (tuple(s.job_id or "?" for s in vm.claimed) or ("?",) * vm.jobs) if forced else ()
     return Retirement(vm.csctl_id, vm.cloud, vm.vm_type, action, reason, jobs)

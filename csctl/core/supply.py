@@ -31,7 +31,15 @@ class StartdSlot:
     # stays at the VM's join while jobs come and go
     dynamic_slots_changed: int | None = None
     drain_started: int | None = None  # LastDrainStartTime, epoch seconds
+    # a partitionable slot's own count of its dynamic slots (NumDynamicSlots): published in
+    # the same ad as its Draining flag, while a new dynamic slot's ad may reach the collector later
+    dynamic_slots: int = 0
     image_test: str | None = None  # CsctlImageTest: the VM belongs to `csctl image-test`
+
+    @property
+    def in_use(self) -> bool:
+        """Whether this slot, or a dynamic slot carved from it, holds a claim."""
+        return self.state == "Claimed" or self.dynamic_slots > 0
 
     @property
     def free(self) -> bool:

@@ -32,6 +32,7 @@ SLOT_PROJECTION = [
     "Memory",
     "Disk",
     "Draining",
+    "NumDynamicSlots",
     "JobId",
     "EnteredCurrentState",
     "NumDynamicSlotsTime",
@@ -176,6 +177,7 @@ def _slot(ad: Any) -> StartdSlot:
         entered_state=ad.get("EnteredCurrentState"),
         dynamic_slots_changed=ad.get("NumDynamicSlotsTime"),
         drain_started=ad.get("LastDrainStartTime"),
+        dynamic_slots=int(ad.get("NumDynamicSlots", 0)),
         image_test=ad.get(A.CSCTL_IMAGE_TEST),
     )
 

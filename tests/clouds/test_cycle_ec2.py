@@ -49,12 +49,14 @@ def test_cycles_on_ec2_boot_join_run_and_retire(clean_queue, condor_pool, ec2, v
     )
     schedd = clean_queue.schedd()
     booted = terminated = 0
+    history = []  # each cycle's summary, for the failure message
     deadline = time.monotonic() + 180
     while True:
         report, _, _, _ = run_cycle(
             config, HTCondorPool(config.pool), clouds, key, Backoff(), datetime.now(UTC)
         )
         assert not report.errors, report.errors
+        history.append(f"{report.summary()} {report.vms}")
         booted += report.booted
         terminated += report.terminated
         vm_player.sync(ec2_vms(ec2.client()))
@@ -63,8 +65,10 @@ def test_cycles_on_ec2_boot_join_run_and_retire(clean_queue, condor_pool, ec2, v
         assert time.monotonic() < deadline, report
         schedd.reschedule()
         time.sleep(2)
-    assert booted == 2 and terminated == 2  # two 2-core VMs for four 1-core jobs, both retired
     done = schedd.history(f"ClusterId == {cluster}", ["JobStatus", "NumJobStarts", "LastRemoteHost"], match=4)
-    assert [(j["JobStatus"], j["NumJobStarts"]) for j in done] == [(4, 1)] * 4
+    cycles = "\n".join(history)
+    assert [(j["JobStatus"], j["NumJobStarts"]) for j in done] == [(4, 1)] * 4, cycles
+    # two 2-core VMs for four 1-core jobs, both retired
+    assert (booted, terminated) == (2, 2), cycles
     assert all(j["LastRemoteHost"].split("@")[1].startswith("hermes-") for j in done)
     assert vm_player.played == {}

@@ -43,7 +43,9 @@ def inst(vm_id, cloud="A", state=VMState.RUNNING, minutes=5):
     return Instance(vm_id, cloud, "t", state, f"p-{vm_id}", booted_at=NOW - timedelta(minutes=minutes))
 
 
-def slot(vm_id, state="Unclaimed", draining=False, idle_minutes=60, cloud="A", job=None, name="slot1"):
+def slot(
+    vm_id, state="Unclaimed", draining=False, idle_minutes=60, cloud="A", job=None, name="slot1", carved=0
+):
     return StartdSlot(
         f"{name}@{vm_id}",
         vm_id,
@@ -60,12 +62,13 @@ def slot(vm_id, state="Unclaimed", draining=False, idle_minutes=60, cloud="A", j
         "<127.0.0.1:1>",
         job,
         int((NOW - timedelta(minutes=idle_minutes)).timestamp()),
+        dynamic_slots=carved,
     )
 
 
 def busy(vm_id, cloud="A", draining=False):
     return [
-        slot(vm_id, cloud=cloud, draining=draining),
+        slot(vm_id, cloud=cloud, draining=draining, carved=1),
         slot(vm_id, "Claimed", draining, cloud=cloud, job="7.0", name="slot1_1"),
     ]
 
@@ -229,8 +232,9 @@ def test_a_vm_under_image_test_is_neither_retired_nor_counted_as_room():
 def test_keep_alive_counts_from_the_last_job_on_a_partitionable_slot():
     # joined 60 min ago, last dynamic slot gone 5 min ago: within the 10 min keep-alive
     last_job = int((NOW - timedelta(minutes=5)).timestamp())
-    pslot = slot("a", idle_minutes=60).__class__(**{**slot("a", idle_minutes=60).__dict__,
-                                                     "dynamic_slots_changed": last_job})
+    pslot = slot("a", idle_minutes=60).__class__(
+        **{**slot("a", idle_minutes=60).__dict__, "dynamic_slots_changed": last_job}
+    )
     p = plan([inst("a")], [pslot])
     assert p.retirements == [] and p.kept == {"a": "within keep-alive"}
     # without the dynamic-slot time the same VM would be retired
@@ -257,3 +261,28 @@ def test_a_drained_vm_is_terminated_only_once_its_own_ad_shows_the_drain():
     assert (idle, running, naps) == (["a"], ["b"], [1])
     # never confirmed within the settle time: neither, left for the next cycle
     assert confirm_drained(StalePool([stale]), ["a"], 0, naps.append) == ([], [])
+
+
+def test_a_claim_whose_dynamic_slot_ad_is_late_still_counts():
+    """The partitionable slot's ad, published after the drain, says one dynamic slot
+    exists; the collector has no ad for that dynamic slot yet."""
+    from csctl.core.lifecycle import confirm_drained
+
+    pslot = slot("a", draining=True, carved=1)
+    assert confirm_drained(StalePool([[pslot]]), ["a"], 0, [].append) == ([], ["a"])
+    p = plan([inst("a")], [pslot])
+    assert p.retirements == [] and p.kept == {"a": "draining: 1 job(s) still running"}
+    report = reconcile([inst("b")], [slot("b", carved=2)], config(), NOW)
+    assert report.vms[0].status is Status.BUSY and report.vms[0].jobs == 2
+    forced = plan([inst("a")], [pslot], force=True).retirements
+    assert [(r.action, r.jobs) for r in forced] == [(Action.TERMINATE, ("?",))]
+
+
+def test_a_vm_is_confirmed_drained_only_when_every_slot_it_owns_says_so():
+    from csctl.core.lifecycle import confirm_drained
+
+    # static slots: one ad is fresh, the other predates the drain
+    half = [slot("a", draining=True, name="slot1"), slot("a", name="slot2")]
+    half[1] = half[1].__class__(**{**half[1].__dict__, "slot_type": "Static"})
+    half[0] = half[0].__class__(**{**half[0].__dict__, "slot_type": "Static"})
+    assert confirm_drained(StalePool([half]), ["a"], 0, [].append) == ([], [])
