@@ -14,7 +14,7 @@ from csctl.context.render import admin_identity
 from csctl.core.reconcile import JoinReport, Status, VMView
 from csctl.core.retire import Action, RetirePlan
 from csctl.core.state import Backoff, write_atomically
-from csctl.core.supply import StartdSlot
+from csctl.core.supply import StartdSlot, drain_seen
 from csctl.core.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
 from csctl.errors import CloudError
 from csctl.pool import DrainTarget, Pool
@@ -141,8 +141,7 @@ def confirm_drained(
             if slot.csctl_id in pending:
                 by_vm.setdefault(slot.csctl_id, []).append(slot)
         for csctl_id, slots in by_vm.items():
-            owners = [s for s in slots if s.slot_type != "Dynamic"]
-            if owners and all(s.draining for s in owners):
+            if drain_seen(slots):
                 (busy if any(s.in_use for s in slots) else idle).append(csctl_id)
                 pending.discard(csctl_id)
         if not pending or time.monotonic() >= deadline:

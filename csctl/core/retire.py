@@ -15,6 +15,7 @@ from enum import StrEnum
 from csctl.config import Config
 from csctl.core.demand import Demand
 from csctl.core.reconcile import JoinReport, Status, VMView
+from csctl.core.supply import drain_seen
 
 SCHEMA = "csctl.retireplan/1"
 
@@ -117,12 +118,14 @@ def _past_deadline(vm: VMView, config: Config, now: datetime) -> bool:
 
 
 def _finish_draining(vm: VMView, force: bool, plan: RetirePlan) -> None:
-    if not vm.in_use:
+    if not vm.in_use and drain_seen(vm.slots):
         plan.retirements.append(_act(vm, Action.TERMINATE, "drained"))
     elif force:
         plan.retirements.append(_act(vm, Action.TERMINATE, "draining (forced)", forced=True))
-    else:
+    elif vm.in_use:
         plan.kept[vm.csctl_id] = f"draining: {vm.jobs} job(s) still running"
+    else:
+        plan.kept[vm.csctl_id] = "draining: waiting for every slot's ad to show the drain"
 
 
 def _act(vm: VMView, action: Action, reason: str, forced: bool = False) -> Retirement:

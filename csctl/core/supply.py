@@ -49,6 +49,13 @@ class StartdSlot:
         return self.slot_type == "Partitionable" or self.state == "Unclaimed"
 
 
+def drain_seen(slots: Iterable[StartdSlot]) -> bool:
+    """Whether every partitionable or static slot of one VM says Draining: ads the startd
+    published after the drain, whose claims (dynamic slots counted) are all there."""
+    owners = [s for s in slots if s.slot_type != "Dynamic"]
+    return bool(owners) and all(s.draining for s in owners)
+
+
 def supply_from_slots(slots: Iterable[StartdSlot]) -> list[SupplyVM]:
     """Free room per joined csctl VM: what its partitionable slot has left plus its
     unclaimed static slots. Draining VMs offer nothing."""

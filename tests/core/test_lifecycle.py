@@ -1,5 +1,6 @@
 """Reconciliation and retirement planning (pure)."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -278,11 +279,24 @@ def test_a_claim_whose_dynamic_slot_ad_is_late_still_counts():
     assert [(r.action, r.jobs) for r in forced] == [(Action.TERMINATE, ("?",))]
 
 
+def static_slots(vm_id, *draining):
+    """Static slots of one VM, one per flag: whether that slot's ad says Draining."""
+    return [
+        dataclasses.replace(slot(vm_id, draining=d), name=f"slot{n}@{vm_id}", slot_type="Static")
+        for n, d in enumerate(draining, 1)
+    ]
+
+
 def test_a_vm_is_confirmed_drained_only_when_every_slot_it_owns_says_so():
     from csctl.core.lifecycle import confirm_drained
 
-    # static slots: one ad is fresh, the other predates the drain
-    half = [slot("a", draining=True, name="slot1"), slot("a", name="slot2")]
-    half[1] = half[1].__class__(**{**half[1].__dict__, "slot_type": "Static"})
-    half[0] = half[0].__class__(**{**half[0].__dict__, "slot_type": "Static"})
-    assert confirm_drained(StalePool([half]), ["a"], 0, [].append) == ([], [])
+    # one static slot's ad is fresh, the other's predates the drain
+    assert confirm_drained(StalePool([static_slots("a", True, False)]), ["a"], 0, [].append) == ([], [])
+    assert confirm_drained(StalePool([static_slots("a", True, True)]), ["a"], 0, [].append) == (["a"], [])
+
+
+def test_a_draining_vm_with_a_slot_ad_from_before_the_drain_is_kept():
+    p = plan([inst("a")], static_slots("a", True, False))
+    assert p.retirements == []
+    assert p.kept == {"a": "draining: waiting for every slot's ad to show the drain"}
+    assert [r.reason for r in plan([inst("a")], static_slots("a", True, True)).retirements] == ["drained"]
