@@ -35,6 +35,7 @@ class Batch:
     cloud: str
     metadata: str  # "ec2", "openstack" or "none": where the VM finds its launch index
     private_network: bool = False
+    keep_alive_minutes: int | None = None  # the VMKeepAlive of the jobs it is booted for
 
 
 def vm_identity(config: Config, batch_id: str) -> str:
@@ -90,6 +91,9 @@ def condor_config(config: Config, batch: Batch) -> str:
         lines += [f"FILESYSTEM_DOMAIN = {pool.filesystem_domain}", f"UID_DOMAIN = {pool.filesystem_domain}"]
     if batch.private_network:
         lines.append("CCB_ADDRESS = $(COLLECTOR_HOST)")
+    if batch.keep_alive_minutes is not None:
+        lines.append(f"{A.CSCTL_KEEP_ALIVE} = {batch.keep_alive_minutes}")
+        lines.append(f"STARTD_ATTRS = $(STARTD_ATTRS) {A.CSCTL_KEEP_ALIVE}")
     if vm_type.attributes:
         lines += [f"{name} = {json.dumps(value)}" for name, value in vm_type.attributes.items()]
         lines.append(f"STARTD_ATTRS = $(STARTD_ATTRS) {' '.join(vm_type.attributes)}")

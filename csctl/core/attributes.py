@@ -13,5 +13,8 @@ CSCTL_BATCH = "CsctlBatch"
 # Requirements = VMType =?= "pandacernvm"
 VM_TYPE = "VMType"
 CLOUD_NAME = "CloudName"
+# minutes an idle VM stays for more jobs of its type: the VMKeepAlive of the jobs it was
+# booted for, so retire honours it after those jobs have left the queue
+CSCTL_KEEP_ALIVE = "CsctlKeepAlive"
 # on a VM under `csctl image-test` and on its probe job: neither is ordinary supply or demand
 CSCTL_IMAGE_TEST = "CsctlImageTest"

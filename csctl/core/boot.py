@@ -73,6 +73,7 @@ def boot_request(
         item.cloud,
         cloud.metadata_service,
         private_network=bool(settings.driver_options.get("private_network", False)),
+        keep_alive_minutes=item.keep_alive_minutes,
     )
     user_data = encode_user_data(render_user_data(config, batch, key, now), cloud.user_data_limit)
     tags = {

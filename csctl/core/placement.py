@@ -23,6 +23,7 @@ class BootItem:
     image: str
     flavor: str | None
     max_price: float | None = None
+    keep_alive_minutes: int | None = None  # the jobs' VMKeepAlive, the largest asked
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,17 @@ class BootPlan:
     @property
     def total(self) -> int:
         return sum(item.count for item in self.items)
+
+
+_ItemKey = tuple[str, str, str, str | None, float | None]  # cloud, type, image, flavor, price
+
+
+@dataclass
+class _Pending:
+    """One boot request taking shape: requirements that share a cloud, type and image."""
+
+    count: int = 0
+    keep_alive: int | None = None
 
 
 @dataclass
@@ -125,7 +137,7 @@ def plan_boot(
     for name in unlisted:
         rooms[name] = _Room(0, None, None, None)
     budget = config.policy.max_new_vms_per_cycle
-    items: dict[tuple[str, str, str, str | None, float | None], int] = {}
+    items: dict[_ItemKey, _Pending] = {}
     unplaced: list[Unplaced] = []
     for req in demand.requirements:
         want = req.vms_needed
@@ -140,8 +152,8 @@ def plan_boot(
             reason = f"policy.max_new_vms_per_cycle ({config.policy.max_new_vms_per_cycle}) reached"
             unplaced.append(Unplaced(req.vm_type, want - placed, reason))
     plan_items = [
-        BootItem(cloud, vm_type, count, image, flavor, price)
-        for (cloud, vm_type, image, flavor, price), count in items.items()
+        BootItem(cloud, vm_type, p.count, image, flavor, price, p.keep_alive)
+        for (cloud, vm_type, image, flavor, price), p in items.items()
     ]
     return BootPlan(plan_items, unplaced)
 
@@ -159,7 +171,7 @@ def _place(
     config: Config,
     backed_off: Mapping[str, datetime],
     now: datetime | None,
-    items: dict[tuple[str, str, str, str | None, float | None], int],
+    items: dict[_ItemKey, _Pending],
 ) -> tuple[int, str | None]:
     """Place up to ``want`` VMs of ``req``; return how many, and why not more."""
     vm_type = config.vm_types[req.vm_type]
@@ -180,8 +192,10 @@ def _place(
         rooms[cloud].take(n, *size)
         flavor = req.instance_types.get(cloud) or vm_type.flavors.get(cloud)
         price = req.max_price if req.max_price is not None else config.clouds[cloud].max_price
-        key = (cloud, req.vm_type, image, flavor, price)
-        items[key] = items.get(key, 0) + n
+        pending = items.setdefault((cloud, req.vm_type, image, flavor, price), _Pending())
+        pending.count += n
+        if req.keep_alive_minutes is not None:
+            pending.keep_alive = max(pending.keep_alive or 0, req.keep_alive_minutes)
         placed += n
         if placed == want:
             break

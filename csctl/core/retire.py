@@ -56,6 +56,10 @@ def _needed(vm: VMView, demand: Demand) -> bool:
 
 
 def _keep_alive_minutes(vm: VMView, config: Config) -> int:
+    """The jobs' VMKeepAlive the VM was booted for, else the cloud's, else the type's."""
+    asked = [s.keep_alive_minutes for s in vm.slots if s.keep_alive_minutes is not None]
+    if asked:
+        return max(asked)
     cloud = config.clouds.get(vm.cloud)
     if cloud is not None and cloud.keep_alive_minutes is not None:
         return cloud.keep_alive_minutes

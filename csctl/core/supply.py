@@ -35,6 +35,7 @@ class StartdSlot:
     # the same ad as its Draining flag, while a new dynamic slot's ad may reach the collector later
     dynamic_slots: int = 0
     image_test: str | None = None  # CsctlImageTest: the VM belongs to `csctl image-test`
+    keep_alive_minutes: int | None = None  # CsctlKeepAlive: the VMKeepAlive it was booted for
 
     @property
     def in_use(self) -> bool:

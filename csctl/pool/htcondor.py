@@ -38,6 +38,7 @@ SLOT_PROJECTION = [
     "NumDynamicSlotsTime",
     "LastDrainStartTime",
     A.CSCTL_IMAGE_TEST,
+    A.CSCTL_KEEP_ALIVE,
     A.CSCTL_ID,
     A.CSCTL_TYPE,
     A.CSCTL_CLOUD,
@@ -179,7 +180,15 @@ def _slot(ad: Any) -> StartdSlot:
         drain_started=ad.get("LastDrainStartTime"),
         dynamic_slots=int(ad.get("NumDynamicSlots", 0)),
         image_test=ad.get(A.CSCTL_IMAGE_TEST),
+        keep_alive_minutes=_minutes(ad.get(A.CSCTL_KEEP_ALIVE)),
     )
+
+
+def _minutes(value: Any) -> int | None:
+    """A whole number of minutes from an ad, or None when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return int(value)
 
 
 # SEC_TOKEN_DIRECTORY is one setting for the whole process: one TokenDirectory at a time

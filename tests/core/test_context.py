@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
 from datetime import UTC, datetime
@@ -79,6 +80,16 @@ def test_condor_config_of_a_private_network_vm():
         "UPDATE_INTERVAL = 60",
     ):
         assert expected in lines
+
+
+def test_keep_alive_the_jobs_asked_for_is_advertised_only_when_asked():
+    assert not any(
+        "CsctlKeepAlive" in line for line in condor_config(parse_config(CONFIG), BATCH).splitlines()
+    )
+    kept = dataclasses.replace(BATCH, keep_alive_minutes=45)
+    lines = condor_config(parse_config(CONFIG), kept).splitlines()
+    assert "CsctlKeepAlive = 45" in lines
+    assert "STARTD_ATTRS = $(STARTD_ATTRS) CsctlKeepAlive" in lines
 
 
 def test_redacted_payload_holds_no_secret():

@@ -300,3 +300,16 @@ def test_a_draining_vm_with_a_slot_ad_from_before_the_drain_is_kept():
     assert p.retirements == []
     assert p.kept == {"a": "draining: waiting for every slot's ad to show the drain"}
     assert [r.reason for r in plan([inst("a")], static_slots("a", True, True)).retirements] == ["drained"]
+
+
+def test_the_jobs_keep_alive_a_vm_was_booted_for_wins_over_type_and_cloud():
+    # type t keeps 10 min, cloud B 30 min; the VM advertises the jobs' VMKeepAlive of 60
+    asked = [dataclasses.replace(slot("a", idle_minutes=40), keep_alive_minutes=60)]
+    p = plan([inst("a")], asked)
+    assert p.retirements == [] and p.kept == {"a": "within keep-alive"}
+    late = [dataclasses.replace(slot("a", idle_minutes=61), keep_alive_minutes=60)]
+    assert [r.reason for r in plan([inst("a")], late).retirements] == [
+        "idle, no job needs t on A (kept 60 min)"
+    ]
+    cloud_b = [dataclasses.replace(slot("b", cloud="B", idle_minutes=40), keep_alive_minutes=60)]
+    assert plan([inst("b", "B")], cloud_b).retirements == []

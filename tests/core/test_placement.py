@@ -122,3 +122,14 @@ def test_never_more_than_limits_or_cap(needs, existing, cap):
     assert (per_cloud["Hermes"] + existing[1]) * 8 <= max(40, existing[1] * 8)
     assert plan.total <= cap
     assert plan.total + sum(u.count for u in plan.unplaced) == sum(needs)
+
+
+def test_the_jobs_keep_alive_rides_with_the_boot_request_largest_first():
+    reqs = [
+        VMRequirement("pandacernvm", ["FGHotel"], idle_jobs=8, vms_needed=1, keep_alive_minutes=10),
+        VMRequirement("pandacernvm", ["FGHotel"], idle_jobs=8, vms_needed=1, keep_alive_minutes=45),
+        VMRequirement("pandacernvm", ["FGHotel"], idle_jobs=8, vms_needed=1),
+    ]
+    plan = plan_boot(Demand(reqs, [], 24), [], config())
+    assert plan.items == [BootItem("FGHotel", "pandacernvm", 3, "cernvm", "m1.xlarge", keep_alive_minutes=45)]
+    assert plan_boot(demand(1), [], config()).items[0].keep_alive_minutes is None

@@ -29,11 +29,14 @@ def test_boot_starts_what_demand_needs_and_the_jobs_run(
             "arguments": "1",
             "requirements": 'VMType =?= "small"',
             "should_transfer_files": "NO",
+            "+VMKeepAlive": "25",
         },
         count=3,
     )
     plan = json.loads(csctl(config_file, "--json", "boot", "--dry-run").stdout)
-    assert [(i["cloud"], i["vm_type"], i["count"]) for i in plan["items"]] == [("local", "small", 2)]
+    assert [(i["cloud"], i["vm_type"], i["count"], i["keep_alive_minutes"]) for i in plan["items"]] == [
+        ("local", "small", 2, 25)
+    ]
 
     result = csctl(config_file, "--json", "boot")
     assert result.returncode == 0, result.stderr
@@ -58,6 +61,8 @@ def test_boot_starts_what_demand_needs_and_the_jobs_run(
     }
     assert all(batch in host for host in hosts)
     ads = htcondor2.Collector(testbed_config.pool.collector).query(
-        htcondor2.AdType.Startd, f'CsctlBatch == "{batch}"', ["AuthenticatedIdentity"]
+        htcondor2.AdType.Startd, f'CsctlBatch == "{batch}"', ["AuthenticatedIdentity", "CsctlKeepAlive"]
     )
     assert {ad["AuthenticatedIdentity"] for ad in ads} == {f"vm-{batch}@{testbed_config.pool.name}"}
+    # the jobs' VMKeepAlive stays with the VMs after the jobs have left the queue
+    assert {ad["CsctlKeepAlive"] for ad in ads} == {25}
