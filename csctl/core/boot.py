@@ -84,7 +84,7 @@ def boot_request(
         TAG_BOOTED: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return BootRequest(
-        batch_id, item.vm_type, item.count, item.image, item.flavor, user_data, tags, item.max_price
+        batch_id, item.vm_type, count, item.image, item.flavor, user_data, tags, item.max_price
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -75,6 +76,26 @@ def test_one_failing_cloud_does_not_stop_the_others_and_capacity_errors_halve(ec
     # the full cloud is backed off; for the rejected image, that image on that cloud
     assert set(backoff.active(NOW)) == {"full", "broken/ami-00000000"}
     assert backoff.until["full"] == NOW + timedelta(minutes=2)
+
+
+def test_a_capacity_error_asks_again_for_half_as_many(ec2, setup):
+    config, clouds, _ = setup
+    asked: list[int] = []
+
+    def room_for_one(request, **_):
+        count = int(
+            parse_qs(request.body if isinstance(request.body, str) else request.body.decode())["MaxCount"][0]
+        )
+        asked.append(count)
+        return error_response("InsufficientInstanceCapacity", "injected") if count > 1 else None
+
+    clouds["full"].client.meta.events.register("before-send.ec2.RunInstances", room_for_one)
+    backoff = Backoff()
+    (outcome,) = execute_boot(plan(ec2, full=4), clouds, config, KEY, NOW, backoff).outcomes
+    assert asked == [4, 2, 1]
+    # one started; the error says why not the other three
+    assert (len(outcome.started), outcome.error_kind) == (1, "quota")
+    assert outcome.error == "cloud full: RunInstances failed: InsufficientInstanceCapacity: injected"
 
 
 def test_backoff_grows_and_a_success_resets_it(tmp_path):
