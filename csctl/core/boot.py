@@ -40,6 +40,7 @@ class Outcome:
     calls: int = 0
     error: str | None = None
     error_kind: str | None = None  # quota, auth, bad-request, timeout, not-found, backend, payload
+    image: str = ""
 
 
 @dataclass
@@ -99,7 +100,7 @@ _KINDS = {
 
 def _boot_item(config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime) -> Outcome:
     """Boot one item; on quota or capacity errors ask again for half as many."""
-    outcome = Outcome(item.cloud, item.vm_type, item.count)
+    outcome = Outcome(item.cloud, item.vm_type, item.count, image=item.image)
     count = item.count
     while count > 0:
         try:
@@ -158,14 +159,13 @@ def execute_boot(
     with ThreadPoolExecutor(max_workers=max(1, len(by_cloud))) as pool:
         for result in pool.map(run, list(by_cloud)):
             outcomes += result
-    _update_backoff(plan, outcomes, backoff, now)
+    _update_backoff(outcomes, backoff, now)
     return BootReport(outcomes)
 
 
-def _update_backoff(plan: BootPlan, outcomes: list[Outcome], backoff: Backoff, now: datetime) -> None:
-    images = {(i.cloud, i.vm_type): i.image for i in plan.items}
+def _update_backoff(outcomes: list[Outcome], backoff: Backoff, now: datetime) -> None:
     for outcome in outcomes:
-        image_key = f"{outcome.cloud}/{images[(outcome.cloud, outcome.vm_type)]}"
+        image_key = f"{outcome.cloud}/{outcome.image}"
         if outcome.started:
             backoff.succeed(outcome.cloud)
             backoff.succeed(image_key)

@@ -98,6 +98,24 @@ def test_a_capacity_error_asks_again_for_half_as_many(ec2, setup):
     assert outcome.error == "cloud full: RunInstances failed: InsufficientInstanceCapacity: injected"
 
 
+def test_a_rejected_image_is_backed_off_not_its_sibling_of_the_same_type(ec2, setup):
+    config, clouds, _ = setup
+    good_image = ec2.image_id()
+
+    def reject_unknown(request, **_):
+        body = request.body if isinstance(request.body, str) else request.body.decode()
+        if parse_qs(body)["ImageId"][0] != good_image:
+            return error_response("InvalidAMIID.NotFound", "injected")
+        return None
+
+    clouds["good"].client.meta.events.register("before-send.ec2.RunInstances", reject_unknown)
+    items = [BootItem("good", "t", 1, image, "t3.micro") for image in ("ami-0badbad0", good_image)]
+    backoff = Backoff()
+    report = execute_boot(BootPlan(items, []), clouds, config, KEY, NOW, backoff)
+    assert [(len(o.started), o.error_kind) for o in report.outcomes] == [(0, "bad-request"), (1, None)]
+    assert set(backoff.active(NOW)) == {"good/ami-0badbad0"}
+
+
 def test_backoff_grows_and_a_success_resets_it(tmp_path):
     backoff = Backoff()
     assert backoff.fail("c", NOW) == NOW + timedelta(minutes=2)
