@@ -15,7 +15,17 @@ if [ -z "$index" ]; then
                            sed -n 's/.*"launch_index": *\([0-9][0-9]*\).*/\1/p') ;;
     esac
 fi
-case "$index" in ''|*[!0-9]*) index=0 ;; esac
+if [ -z "$index" ] && [ "@METADATA@" = none ]; then
+    index=0  # no metadata service and no index given: a batch of one
+fi
+case "$index" in ''|*[!0-9]*)
+    # guessing would give two VMs of the batch one id: never join; join-check --fix
+    # terminates this VM after the join timeout, with this console saved
+    echo "csctl: cannot read this VM's launch index from the @METADATA@ metadata service;" \
+         "HTCondor stopped" >&2
+    [ -n "${CSCTL_NO_START:-}" ] || systemctl stop condor 2>/dev/null || service condor stop || true
+    exit 1 ;;
+esac
 umask 022
 printf 'CsctlId = "%s-%s"\n' "@BATCH@" "$index" > "$etc/config.d/51-csctl-id.conf"
 if [ -z "${CSCTL_NO_START:-}" ]; then

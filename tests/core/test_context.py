@@ -6,13 +6,21 @@ import base64
 import dataclasses
 import gzip
 import json
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
 from csctl.config import parse_config
 from csctl.context.payload import parse_user_data
-from csctl.context.render import REDACTED, Batch, condor_config, encode_user_data, render_user_data
+from csctl.context.render import (
+    REDACTED,
+    Batch,
+    condor_config,
+    encode_user_data,
+    render_user_data,
+    setup_script,
+)
 from csctl.core.tokens import SigningKey, derive_vm_key, scramble
 from csctl.errors import CsctlError
 
@@ -65,6 +73,48 @@ def test_payload_files_modes_and_contents():
     assert token["exp"] - token["iat"] == 12 * 3600
     script = files["/usr/local/sbin/csctl-vm-setup"].content.decode()
     assert '"fg-0123abcd"' in script and 'case "openstack" in' in script
+
+
+@pytest.mark.parametrize(
+    ("metadata", "answer", "index", "env_index"),
+    [
+        ("openstack", '{"uuid": "u", "launch_index": 3, "name": "x"}', "3", None),
+        ("ec2", "2", "2", None),
+        ("ec2", None, None, None),  # the metadata service does not answer
+        ("ec2", "oops", None, None),
+        ("none", None, "0", None),
+        ("none", None, "5", "5"),  # the local driver passes the index
+    ],
+)
+def test_setup_script_names_the_vm_or_refuses_to_guess(tmp_path, metadata, answer, index, env_index):
+    """The VM's first-boot script with the metadata service answered by a stand-in
+    ``curl`` on PATH (the script's one way out of the VM)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    curl = f"#!/bin/sh\nprintf '%s' '{answer}'\n" if answer is not None else "#!/bin/sh\nexit 7\n"
+    (bin_dir / "curl").write_text(curl)
+    (bin_dir / "wget").write_text("#!/bin/sh\nexit 4\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    (tmp_path / "etc" / "config.d").mkdir(parents=True)
+    script = tmp_path / "setup"
+    script.write_text(setup_script(Batch("c-0123abcd", "t", "C", metadata)))
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "CSCTL_CONDOR_ETC": str(tmp_path / "etc"),
+        "CSCTL_NO_START": "1",
+    }
+    if env_index is not None:
+        env["CSCTL_LAUNCH_INDEX"] = env_index
+    result = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, check=False)
+    written = tmp_path / "etc" / "config.d" / "51-csctl-id.conf"
+    if index is None:
+        assert result.returncode == 1 and not written.exists()
+        why = f"cannot read this VM's launch index from the {metadata} metadata service"
+        assert result.stderr == f"csctl: {why}; HTCondor stopped\n"
+    else:
+        assert result.returncode == 0, result.stderr
+        assert written.read_text() == f'CsctlId = "c-0123abcd-{index}"\n'
 
 
 def test_condor_config_of_a_private_network_vm():
