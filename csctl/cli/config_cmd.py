@@ -16,7 +16,8 @@ def command() -> None:
 @json_option
 @pass_app
 def check(app: Application) -> None:
-    """Validate the configuration and print it as resolved, defaults included.
+    """Validate the configuration and summarize it: pool, clouds, VM types. With
+    --json, every setting as resolved, defaults included.
 
     Exits 3 with one line per problem (file, key path, what was expected) when invalid.
 
