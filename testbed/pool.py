@@ -94,8 +94,9 @@ NEGOTIATOR_CYCLE_DELAY = 1
 NEGOTIATOR_MIN_INTERVAL = 1
 SCHEDD_INTERVAL = 5
 # csctl's VMs may advertise only startds of their own boot batch (csctl README, Security)
-COLLECTOR_REQUIREMENTS = (CsctlBatch =?= undefined) || \\
-  (AuthenticatedIdentity =?= strcat("vm-", CsctlBatch, "@{POOL_NAME}"))
+COLLECTOR_REQUIREMENTS = (CsctlBatch =?= undefined && CsctlId =?= undefined) || \\
+  (AuthenticatedIdentity =?= strcat("vm-", CsctlBatch, "@{POOL_NAME}") && \\
+   substr(CsctlId, 0, size(CsctlBatch) + 1) =?= strcat(CsctlBatch, "-"))
 """
 
 # A startd's config is written by hand, not Debian's condor_config, so that it

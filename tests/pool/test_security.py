@@ -37,11 +37,11 @@ def token_of(user_data: str) -> str:
     return entry["content"].strip()
 
 
-def ads(collector: str, batch: str, wait: float) -> list:
+def ads(collector: str, batch: str, wait: float, constraint: str = "") -> list:
     deadline = time.monotonic() + wait
     while True:
         found = htcondor2.Collector(collector).query(
-            htcondor2.AdType.Startd, f'CsctlBatch == "{batch}"', ["Name"]
+            htcondor2.AdType.Startd, constraint or f'CsctlBatch == "{batch}"', ["Name"]
         )
         if found or time.monotonic() > deadline:
             return found
@@ -63,8 +63,20 @@ def test_a_token_of_one_batch_cannot_advertise_another(config_file, local_cloud)
     local_cloud.boot(
         BootRequest("local-cccccccc", "small", 1, "host", None, honest.encode(), {TAG_POOL: cfg.pool.name})
     )
+    # an honest token, but a CsctlId of another batch; or no CsctlBatch at all
+    for batch, (old, new) in {
+        "local-dddddddd": ('\\"local-dddddddd\\" \\"$index\\"', '\\"local-aaaaaaaa\\" \\"$index\\"'),
+        "local-eeeeeeee": ('CsctlBatch = \\"local-eeeeeeee\\"\\n', ""),
+    }.items():
+        payload = render_user_data(cfg, Batch(batch, "small", "local", "none"), key, now)
+        assert old in payload
+        forgery = payload.replace(old, new)
+        local_cloud.boot(
+            BootRequest(batch, "small", 1, "host", None, forgery.encode(), {TAG_POOL: cfg.pool.name})
+        )
     assert ads(cfg.pool.collector, "local-cccccccc", 20)  # the same set-up, honest, joins
     assert ads(cfg.pool.collector, "local-bbbbbbbb", 3) == []
+    assert ads(cfg.pool.collector, "", 3, 'regexp("^local-(aaaaaaaa|dddddddd|eeeeeeee)", CsctlId)') == []
 
 
 def secrets_of(condor_pool, vm_dirs: list[Path]) -> dict[str, str]:
