@@ -162,10 +162,11 @@ def _outcome(console: Any, r: Any) -> None:
         console.err.print(r.console, markup=False, highlight=False)
     for error in r.cleanup_errors:
         console.error(f"{r.label}: cleanup: {error}; the VM may be left behind")
-    if r.kept:
+    if r.kept:  # loud on purpose: shown even with --quiet, a VM left running costs money
         job = f" and probe job {r.job_id}" if r.job_id else ""
-        console.warn(f"{r.label}: KEPT {r.csctl_id}{job} on cloud {r.cloud} (--keep): still running; remove "
-                     "when done (the cloud's tools, condor_rm; csctl retire drains an idle VM)")  # fmt: skip
+        console.err.print(f"warning: {r.label}: KEPT {r.csctl_id}{job} on cloud {r.cloud} (--keep): still "
+                          "running; remove when done (the cloud's tools, condor_rm; csctl retire drains "
+                          "an idle VM)", markup=False, style="bold yellow")  # fmt: skip
     failed = r.failed_phase
     if r.interrupted:
         console.error(f"{r.label}: interrupted (exit {r.exit_code})")

@@ -179,7 +179,8 @@ def test_failing_probe_script_fails_at_finished(clean_queue, local_cloud, condor
 
 def test_keep_leaves_the_vm_and_says_so(clean_queue, local_cloud, condor_pool, tmp_path):
     config = write_config(condor_pool, tmp_path)
-    result = csctl(config, "image-test", "--cloud", "local", "--type", "probed", "--keep", *FAST)
+    # --quiet silences warnings, not this one
+    result = csctl(config, "-q", "image-test", "--cloud", "local", "--type", "probed", "--keep", *FAST)
     print(result.stdout, result.stderr)
     assert result.returncode == 0, result.stderr
     (vm,) = local_cloud.list_instances(condor_pool.trust_domain)
