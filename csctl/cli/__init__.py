@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -46,8 +47,8 @@ class CsctlGroup(click.Group):
             return super().invoke(ctx)
         except CsctlError as exc:
             app = ctx.find_object(Application)
-            if app is not None and app.debug:
-                raise
+            if app is not None and app.debug:  # the traceback, then the same line and exit code
+                traceback.print_exc()
             console = app.console if app else Console()
             problems = getattr(exc, "problems", None)
             for line in problems or [exc.message]:

@@ -31,8 +31,9 @@ def run(tmp_path: Path, pki: Pki, alice: tuple[Path, Path]):  # type: ignore[no-
         "CSCTL_DEBUG": "",
     }
 
-    def invoke(*args: str, **kwargs: object) -> Result:
-        return CliRunner().invoke(cli, ["delegate-proxy", *args], env=env, **kwargs)  # type: ignore[arg-type]
+    def invoke(*args: str, debug: bool = False, **kwargs: object) -> Result:
+        with_debug = {**env, "CSCTL_DEBUG": "1" if debug else ""}
+        return CliRunner().invoke(cli, ["delegate-proxy", *args], env=with_debug, **kwargs)  # type: ignore[arg-type]
 
     return invoke
 
@@ -102,20 +103,25 @@ def test_passphrase_fd(run, pki: Pki) -> None:  # type: ignore[no-untyped-def]
     cert, key = pki.user("Fd", passphrase=b"open sesame")
     fd = _pipe(b"open sesame\n")
     try:
-        result = run("--cert", str(cert), "--key", str(key), "--passphrase-fd", str(fd))
+        result = run("--cert", str(cert), "--key", str(key), "--passphrase-fd", str(fd), debug=True)
     finally:
         os.close(fd)
     assert result.exit_code == 0, result.output
+    # debug logs included: neither the passphrase nor a private key is printed
+    assert "sesame" not in result.output and "PRIVATE KEY" not in result.output
 
 
 def test_wrong_passphrase_fd(run, pki: Pki) -> None:  # type: ignore[no-untyped-def]
     cert, key = pki.user("Fd2", passphrase=b"open sesame")
-    fd = _pipe(b"guess\n")
+    fd = _pipe(b"guess-Zm9v\n")
     try:
-        result = run("--cert", str(cert), "--key", str(key), "--passphrase-fd", str(fd))
+        result = run("--cert", str(cert), "--key", str(key), "--passphrase-fd", str(fd), debug=True)
     finally:
         os.close(fd)
-    _error(result, 7, f"{key}: wrong passphrase for the private key")
+    # --debug: the traceback first, then the same one line and exit code
+    assert result.exit_code == 7 and "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.endswith(f"error: {key}: wrong passphrase for the private key\n")
+    assert "guess-Zm9v" not in result.output and "sesame" not in result.output
 
 
 def test_passphrase_asked_on_the_terminal(run, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
