@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import htcondor2
 import pytest
@@ -11,6 +12,7 @@ from csctl.core.demand import compute_demand
 from csctl.core.supply import supply_from_slots
 from csctl.errors import ExitCode
 from csctl.pool.htcondor import HTCondorPool
+from testbed import pool
 from tests.conftest import DATA
 from tests.pool.bed import csctl
 
@@ -88,37 +90,44 @@ def test_snapshot_from_condor_q_json_gives_the_same_demand(clean_queue, pool_con
     assert from_file.requirements[0].images == live.requirements[0].images
 
 
-def test_room_on_a_joined_csctl_vm_is_subtracted(clean_queue, pool_config):
-    name = "csctl-demand-vm"
+def test_room_on_a_joined_csctl_vm_is_subtracted(clean_queue, condor_pool, pool_config):
+    # a csctl VM as the collector rule admits it: the batch's token, an id of that batch
+    batch = "fghotel-demand0"
+    p = condor_pool.paths
+    token_dir = f"{pool.STATE_DIR}/test-tokens/{batch}"
+    p.host(token_dir).mkdir(parents=True, exist_ok=True)
+    identity = f"vm-{batch}@{pool_config.pool.name}"
+    p.host(f"{token_dir}/token").write_text(
+        pool.mint_token(p, identity, "ADVERTISE_STARTD", "ADVERTISE_MASTER")
+    )
+    p.host(f"{token_dir}/token").chmod(0o600)
     startd = clean_queue.start_startd(
-        name,
+        "csctl-demand-vm",
         f"""
+SEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS
+SEC_TOKEN_DIRECTORY = {token_dir}
 NUM_CPUS = 8
 MEMORY = 18000
 START = False
-CsctlId = "fghotel-demandtest"
+CsctlId = "{batch}-0"
+CsctlBatch = "{batch}"
 CsctlPool = "{pool_config.pool.name}"
 CsctlType = "pandacernvm"
 CsctlCloud = "FGHotel"
 VMType = "pandacernvm"
-STARTD_ATTRS = $(STARTD_ATTRS) CsctlId CsctlPool CsctlType CsctlCloud VMType
+STARTD_ATTRS = $(STARTD_ATTRS) CsctlId CsctlBatch CsctlPool CsctlType CsctlCloud VMType
 NUM_SLOTS_TYPE_1 = 1
 SLOT_TYPE_1 = 100%
 SLOT_TYPE_1_PARTITIONABLE = True
 """,
     )
-    pool = HTCondorPool(pool_config.pool)
-    slots = pool.csctl_slots()
-    for _ in range(40):
-        if slots:
-            break
-        import time
-
+    htcondor_pool = HTCondorPool(pool_config.pool)
+    deadline = time.monotonic() + 30
+    while not (slots := htcondor_pool.csctl_slots()) and time.monotonic() < deadline:
         time.sleep(0.5)
-        slots = pool.csctl_slots()
-    assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [("fghotel-demandtest", 8, "Partitionable")]
+    assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [(f"{batch}-0", 8, "Partitionable")]
     clean_queue.submit(seed_job(), count=10)
-    demand = compute_demand(pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
+    demand = compute_demand(htcondor_pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
     startd.stop()
     (req,) = demand.requirements
     assert (req.jobs_on_existing, req.vms_with_room, req.vms_needed) == (8, 1, 1)
