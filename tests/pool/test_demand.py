@@ -122,13 +122,19 @@ SLOT_TYPE_1_PARTITIONABLE = True
 """,
     )
     htcondor_pool = HTCondorPool(pool_config.pool)
+    try:
+        deadline = time.monotonic() + 30
+        while not (slots := htcondor_pool.csctl_slots()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [(f"{batch}-0", 8, "Partitionable")]
+        clean_queue.submit(seed_job(), count=10)
+        demand = compute_demand(htcondor_pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
+    finally:
+        startd.shut_down()  # its token may advertise, not command: condor_off would be refused
     deadline = time.monotonic() + 30
-    while not (slots := htcondor_pool.csctl_slots()) and time.monotonic() < deadline:
+    while htcondor_pool.csctl_slots():  # gone, so that later tests see an empty pool
+        assert time.monotonic() < deadline, "the startd's ad stayed after its shutdown"
         time.sleep(0.5)
-    assert [(s.csctl_id, s.cpus, s.slot_type) for s in slots] == [(f"{batch}-0", 8, "Partitionable")]
-    clean_queue.submit(seed_job(), count=10)
-    demand = compute_demand(htcondor_pool.idle_jobs().groups, supply_from_slots(slots), pool_config)
-    startd.stop()
     (req,) = demand.requirements
     assert (req.jobs_on_existing, req.vms_with_room, req.vms_needed) == (8, 1, 1)
 
