@@ -35,20 +35,28 @@ def follow(player: VMPlayer, running) -> Any:
     return sleep
 
 
-def test_image_test_on_ec2(ec2, vm_player, clean_queue):
-    config = cloud_config(clean_queue, ec2=ec2)
-    cloud = ec2_driver(config)
-    (spec,) = image_test_specs(config, EC2_CLOUD, [], ec2.image_id(), "t3.micro")
-    report = run_image_test(
+def played_image_test(config, cloud, cloud_name: str, image: str, flavor: str, player: VMPlayer, running):
+    """Run image-test of ``image`` on ``cloud_name`` while the player plays its VM."""
+    (spec,) = image_test_specs(config, cloud_name, [], image, flavor)
+    pool = HTCondorPool(config.pool)
+    return run_image_test(
         spec,
         config,
         cloud,
-        (pool := HTCondorPool(config.pool)),
+        pool,
         ScheddProbeQueue(pool),
         read_signing_key(config.pool.signing_key),
         timeouts=TIMEOUTS,
         poll=1,
-        sleep=follow(vm_player, lambda: ec2_vms(ec2.client())),
+        sleep=follow(player, running),
+    )
+
+
+def test_image_test_on_ec2(ec2, vm_player, clean_queue):
+    config = cloud_config(clean_queue, ec2=ec2)
+    cloud = ec2_driver(config)
+    report = played_image_test(
+        config, cloud, EC2_CLOUD, ec2.image_id(), "t3.micro", vm_player, lambda: ec2_vms(ec2.client())
     )
     assert report.failed_phase is None, [(p.phase.name, p.state, p.detail) for p in report.phases]
     assert report.probe is not None and report.csctl_id.startswith("hermes-")
@@ -61,17 +69,8 @@ def test_image_test_on_nova(nova_api, nova_cloud, vm_player, clean_queue):  # no
     config = cloud_config(clean_queue, nova_image=nova_api.image_id, nova_network=nova_api.network_id)
     cloud = make_cloud(NOVA_CLOUD, config.clouds[NOVA_CLOUD])
     admin = nova_cloud["admin"]
-    (spec,) = image_test_specs(config, NOVA_CLOUD, [], nova_api.image_id, nova_cloud["flavor"])
-    report = run_image_test(
-        spec,
-        config,
-        cloud,
-        (pool := HTCondorPool(config.pool)),
-        ScheddProbeQueue(pool),
-        read_signing_key(config.pool.signing_key),
-        timeouts=TIMEOUTS,
-        poll=1,
-        sleep=follow(vm_player, lambda: nova_vms(admin)),
+    report = played_image_test(
+        config, cloud, NOVA_CLOUD, nova_api.image_id, nova_cloud["flavor"], vm_player, lambda: nova_vms(admin)
     )
     assert report.failed_phase is None, [(p.phase.name, p.state, p.detail) for p in report.phases]
     assert [p.phase for p in report.phases] == list(Phase)
