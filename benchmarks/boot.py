@@ -17,12 +17,12 @@ from clouds import CLOUDS, DELAY, Recorder, clouds_toml, first_image, start_moto
 
 from csctl.clouds.registry import make_cloud
 from csctl.config import parse_config
-from csctl.core.boot import execute_boot
-from csctl.core.demand import Demand, VMRequirement
-from csctl.core.placement import plan_boot
-from csctl.core.state import Backoff
-from csctl.core.tokens import SigningKey
-from csctl.core.world import list_clouds
+from csctl.context.tokens import SigningKey
+from csctl.engine.boot import execute_boot
+from csctl.engine.snapshot import list_clouds
+from csctl.plan.backoff import Backoff
+from csctl.plan.demand import Demand, VMRequirement
+from csctl.plan.placement import plan_boot
 
 
 def one_run(

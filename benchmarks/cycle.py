@@ -19,12 +19,12 @@ from demand import remove_all, submit
 
 from csctl.clouds.registry import make_cloud
 from csctl.config import parse_config
-from csctl.core.boot import execute_boot
-from csctl.core.cycle import run_cycle
-from csctl.core.demand import Demand, VMRequirement
-from csctl.core.placement import plan_boot
-from csctl.core.state import Backoff
-from csctl.core.tokens import read_signing_key
+from csctl.context.tokens import read_signing_key
+from csctl.engine.boot import execute_boot
+from csctl.engine.cycle import run_cycle
+from csctl.plan.backoff import Backoff
+from csctl.plan.demand import Demand, VMRequirement
+from csctl.plan.placement import plan_boot
 from csctl.pool.htcondor import HTCondorPool
 from testbed import pool
 

@@ -26,7 +26,7 @@ RUNS = 3
 
 BARE = """
 import sys, htcondor2
-from csctl.core.jobs import PROJECTION
+from csctl.plan.jobs import PROJECTION
 ads = htcondor2.Schedd(htcondor2.Collector("{collector}").locate(htcondor2.DaemonType.Schedd)).query(
     "JobStatus == 1", list(PROJECTION))
 print(len(ads), file=sys.stderr)
@@ -34,7 +34,7 @@ print(len(ads), file=sys.stderr)
 
 GROUPED = """
 import sys, htcondor2
-from csctl.core.jobs import SIGNIFICANT_ATTRS
+from csctl.plan.jobs import SIGNIFICANT_ATTRS
 ads = htcondor2.Schedd(htcondor2.Collector("{collector}").locate(htcondor2.DaemonType.Schedd)).query(
     "JobStatus == 1 && CsctlImageTest =?= undefined", [*SIGNIFICANT_ATTRS, "JobStatus", "CsctlImageTest"],
     opts=htcondor2.QueryOpt.GroupBy)

@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
@@ -87,9 +88,22 @@ class CloudConfig(BaseModel):
     max_price: float | None = Field(None, ge=0)
     keep_alive_minutes: Count | None = None
 
+    _settings: BaseModel | None = PrivateAttr(default=None)
+
     @property
     def driver_options(self) -> dict[str, Any]:
+        """The driver's own keys, as written in the file."""
         return dict(self.model_extra or {})
+
+    @property
+    def settings(self) -> BaseModel:
+        """The driver's own keys, validated by its ``Settings`` model (once: ``load_config``
+        keeps the typed result; a CloudConfig built another way validates on first use)."""
+        if self._settings is None:
+            from csctl.clouds.registry import driver_settings_model
+
+            self._settings = driver_settings_model(self.driver).model_validate(self.driver_options)
+        return self._settings
 
 
 class PolicyConfig(_Strict):
@@ -182,13 +196,15 @@ def format_validation_error(source: str, exc: ValidationError) -> list[str]:
     return lines
 
 
-def _validate_drivers(source: str, data: dict[str, Any]) -> list[str]:
-    """Validate each cloud's driver-specific keys with that driver's own Settings model."""
+def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, BaseModel], list[str]]:
+    """Validate each cloud's driver-specific keys with that driver's own Settings model:
+    the typed settings of every valid cloud, and one line per problem."""
     from csctl.clouds.registry import driver_settings_model
 
     clouds = data.get("clouds")
     if not isinstance(clouds, dict):
-        return []
+        return {}, []
+    settings: dict[str, BaseModel] = {}
     problems = []
     for name, cloud in clouds.items():
         if not isinstance(cloud, dict) or not isinstance(cloud.get("driver"), str):
@@ -200,12 +216,12 @@ def _validate_drivers(source: str, data: dict[str, Any]) -> list[str]:
             continue
         options = {k: v for k, v in cloud.items() if k not in CloudConfig.model_fields}
         try:
-            model.model_validate(options)
+            settings[name] = model.model_validate(options)
         except ValidationError as exc:
             for line in format_validation_error(source, exc):
                 prefix = f"{source}: "
                 problems.append(prefix + f"clouds.{name}." + line.removeprefix(prefix))
-    return problems
+    return settings, problems
 
 
 def parse_config(text: str, source: str = "csctl.toml") -> Config:
@@ -219,9 +235,12 @@ def parse_config(text: str, source: str = "csctl.toml") -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems = format_validation_error(source, exc)
-    problems += _validate_drivers(source, data)
+    settings, driver_problems = _validate_drivers(source, data)
+    problems += driver_problems
     if problems:
         raise ConfigError(problems)
+    for name, cloud in config.clouds.items():
+        cloud._settings = settings[name]
     return config
 
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from csctl.clouds.base import TAG_BATCH, TAG_CLOUD, TAG_TYPE, BootRequest, Instance, VMState, vm_id
 from csctl.clouds.local import Driver as LocalDriver
 from csctl.clouds.local import Settings as LocalSettings
 from csctl.context.payload import parse_user_data
 from csctl.errors import CsctlError
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_TYPE, BootRequest, Instance, VMState, vm_id
 
 PLAYER_WORK_DIR = Path("/var/lib/csctl-testbed/played")  # inside the chroot
 

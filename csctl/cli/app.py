@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from csctl.console import Console
 
 if TYPE_CHECKING:
-    from csctl.clouds.base import Cloud
     from csctl.config import Config
-    from csctl.core.tokens import SigningKey
+    from csctl.context.tokens import SigningKey
+    from csctl.engine.services import Services
+    from csctl.model import Cloud
     from csctl.pool.htcondor import HTCondorPool
+
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 class Application:
@@ -32,15 +37,16 @@ class Application:
 
         return load_config(self.config_path)
 
+    @cached_property
+    def services(self) -> Services:
+        """What the engine's use cases act through: pool, clouds, clock, signing key."""
+        from csctl.engine.services import Services
+
+        return Services(self.config, source=str(self.config_path))
+
     def signing_key(self, purpose: str) -> SigningKey:
         """The pool's signing key; ConfigError naming ``purpose`` when none is configured."""
-        from csctl.core.tokens import read_signing_key
-        from csctl.errors import ConfigError
-
-        path = self.config.pool.signing_key
-        if path is None:
-            raise ConfigError([f"{self.config_path}: pool.signing_key: required to {purpose}"])
-        return read_signing_key(path)
+        return self.services.signing_key(purpose)
 
     def pool(self) -> HTCondorPool:
         """The pool, through the htcondor bindings."""
@@ -49,17 +55,19 @@ class Application:
         return HTCondorPool(self.config.pool)
 
     def clouds(self) -> dict[str, Cloud]:
-        """A driver for every configured cloud (a disabled one is listed and emptied,
-        never booted on)."""
-        from csctl.clouds.registry import make_cloud
-
-        return {n: make_cloud(n, c) for n, c in self.config.clouds.items()}
+        """A driver for every configured cloud."""
+        return dict(self.services.clouds)
 
 
-pass_app = click.make_pass_decorator(Application)
+_pass_app = click.make_pass_decorator(Application)
 
 
-def json_option(f):  # type: ignore[no-untyped-def]
+def pass_app(f: Callable[..., R]) -> Callable[..., R]:
+    """Hand the command the Application as its first argument."""
+    return _pass_app(f)
+
+
+def json_option(f: F) -> F:
     """``--json``: machine-readable output on stdout (also accepted before the command)."""
 
     def _set(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -67,7 +75,7 @@ def json_option(f):  # type: ignore[no-untyped-def]
         if value and app is not None:
             app.console.json_output = True
 
-    return click.option(
+    decorated: F = click.option(
         "--json",
         "json_output",
         is_flag=True,
@@ -75,3 +83,4 @@ def json_option(f):  # type: ignore[no-untyped-def]
         callback=_set,
         help="Print machine-readable JSON on stdout.",
     )(f)
+    return decorated

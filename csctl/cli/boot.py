@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import ExitCode, InputError
+from csctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from csctl.engine.boot import BootReport
+    from csctl.plan.placement import BootPlan
 
 
 @click.command("boot")
@@ -35,39 +37,20 @@ def command(app: Application, dry_run: bool, demand_file: IO[str] | None) -> Non
       csctl boot --dry-run
       csctl demand --json | csctl boot --demand -
     """
-    from csctl.core.boot import execute_boot
-    from csctl.core.demand import compute_demand, demand_from_json
-    from csctl.core.placement import plan_boot
-    from csctl.core.state import load_backoff, save_backoff
-    from csctl.core.world import supply, take_snapshot
+    from csctl.engine.boot import boot
 
-    config, now = app.config, datetime.now(UTC)
-    clouds = app.clouds()
-    # given a demand, only the clouds' lists are needed (for their limits)
-    snapshot = take_snapshot(app.pool() if demand_file is None else None, clouds, config)
-    if demand_file is not None:
-        try:
-            demand = demand_from_json(json.load(demand_file))
-        except ValueError as exc:
-            raise InputError(f"{demand_file.name}: {exc}") from None
-    else:
-        demand = compute_demand(snapshot.groups, supply(snapshot, config), config)
-    backoff = load_backoff(config.state_dir)
-    plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
-    for error in snapshot.errors:
+    result = boot(app.services, demand_file, dry_run=dry_run)
+    for error in result.errors:
         app.console.warn(error)
-    if dry_run:
-        _show_plan(app, plan)
-        return
-    key = app.signing_key("boot VMs")
-    report = execute_boot(plan, clouds, config, key, now, backoff)
-    save_backoff(config.state_dir, backoff)
-    _show_report(app, plan, report)
-    if report.partial or snapshot.errors:
+    if result.report is None:
+        _show_plan(app, result.plan)
+    else:
+        _show_report(app, result.plan, result.report)
+    if result.partial and not dry_run:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
-def _show_plan(app: Application, plan) -> None:  # type: ignore[no-untyped-def]
+def _show_plan(app: Application, plan: BootPlan) -> None:
     from dataclasses import asdict
 
     if app.console.json_output:
@@ -81,7 +64,7 @@ def _show_plan(app: Application, plan) -> None:  # type: ignore[no-untyped-def]
     app.console.result(f"{plan.total} VMs would be booted")
 
 
-def _show_report(app: Application, plan, report) -> None:  # type: ignore[no-untyped-def]
+def _show_report(app: Application, plan: BootPlan, report: BootReport) -> None:
     from dataclasses import asdict
 
     if app.console.json_output:

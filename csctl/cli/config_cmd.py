@@ -37,8 +37,8 @@ def check(app: Application) -> None:
         for name, c in config.clouds.items()
     ]
     console.table("clouds", ["cloud", "driver", "enabled", "priority", "max VMs", "max cores"], rows)
-    rows = [
+    type_rows = [
         (name, t.cpus, t.memory, t.disk, t.arch, ", ".join(sorted(t.images)))
         for name, t in config.vm_types.items()
     ]
-    console.table("VM types", ["type", "cpus", "memory MB", "disk GB", "arch", "clouds"], rows)
+    console.table("VM types", ["type", "cpus", "memory MB", "disk GB", "arch", "clouds"], type_rows)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import ExitCode, InputError
+from csctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from csctl.plan.demand import Demand
 
 
 @click.command("demand")
@@ -33,33 +37,15 @@ def command(app: Application, from_file: Path | None, explain: bool) -> None:
       csctl demand --explain
       condor_q -json > jobs.json; csctl demand --from-file jobs.json --json
     """
-    from csctl.core.demand import compute_demand
-    from csctl.core.world import supply, take_snapshot
+    from csctl.engine.demand import demand
 
-    config = app.config
-    errors: list[str] = []
-    if from_file is not None:
-        groups, room = _read_file(from_file), []
-    else:
-        snapshot = take_snapshot(app.pool(), app.clouds(), config)
-        groups, errors, room = snapshot.groups, snapshot.errors, supply(snapshot, config)
-    demand = compute_demand(groups, room, config)
-    demand.warnings[:0] = errors
-    _render(app, demand, explain)
-    if errors:
+    result = demand(app.services, from_file)
+    _render(app, result.demand, explain)
+    if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
-def _read_file(path: Path):  # type: ignore[no-untyped-def]
-    from csctl.core.queue import read_snapshot
-
-    try:
-        return read_snapshot(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read job snapshot: {exc}") from None
-
-
-def _render(app: Application, demand, explain: bool) -> None:  # type: ignore[no-untyped-def]
+def _render(app: Application, demand: Demand, explain: bool) -> None:
     console = app.console
     if console.json_output:
         from dataclasses import asdict

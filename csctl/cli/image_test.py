@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -14,8 +15,10 @@ from csctl.errors import InputError
 SECONDS = click.FloatRange(min=0, min_open=True)
 MARKS = {"passed": "ok", "failed": "FAILED", "skipped": "-", "pending": "", "active": "..."}
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _timeout(name: str, default: int, text: str) -> Any:
+
+def _timeout(name: str, default: int, text: str) -> Callable[[F], F]:
     return click.option(name, type=SECONDS, default=default, show_default=True, help=text)
 
 
@@ -49,7 +52,7 @@ def command(app: Application, vm_types: tuple[str, ...], probe_script: Path | No
       csctl image-test --cloud FGHotel --type pandacernvm --probe-script cvmfs-check.sh
       csctl --json image-test --cloud Hermes --image ami-00000043 --flavor c1.xlarge
     """
-    from csctl.core import imagetest as it
+    from csctl.engine import imagetest as it
 
     config = app.config
     specs = it.image_test_specs(config, opts["cloud"], vm_types, opts["image"], opts["flavor"])
@@ -113,7 +116,7 @@ class _Progress:
     def _table(self) -> Any:
         from rich.table import Table
 
-        from csctl.core.imagetest import Phase
+        from csctl.engine.imagetest import Phase
 
         table = Table("test", *(p.label for p in Phase), box=None)
         for label, phases in list(self.cells.items()):
@@ -131,7 +134,7 @@ def _cell(state: str, since: float, seconds: float) -> str:
 def _render(app: Application, reports: list[Any]) -> None:
     console = app.console
     if console.json_output:
-        from csctl.core.imagetest import SCHEMA, overall_exit_code
+        from csctl.engine.imagetest import SCHEMA, overall_exit_code
 
         results = [r.as_dict() for r in reports]
         console.print_json({"schema": SCHEMA, "exit_code": overall_exit_code(reports), "results": results})

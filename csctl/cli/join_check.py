@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
 from csctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from csctl.engine.joincheck import FixReport
+    from csctl.plan.reconcile import JoinReport
 
 
 @click.command("join-check")
@@ -31,26 +35,15 @@ def command(app: Application, fix: bool) -> None:
       csctl join-check
       csctl join-check --fix --json
     """
-    from csctl.core.lifecycle import fix_failed_joins
-    from csctl.core.reconcile import reconcile
-    from csctl.core.state import load_backoff, save_backoff
-    from csctl.core.world import take_snapshot
+    from csctl.engine.joincheck import join_check
 
-    config, now = app.config, datetime.now(UTC)
-    clouds = app.clouds()
-    snapshot = take_snapshot(app.pool(), clouds, config, jobs=False)
-    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-    fixed = None
-    if fix:
-        backoff = load_backoff(config.state_dir)
-        fixed = fix_failed_joins(report, clouds, config, backoff, now)
-        save_backoff(config.state_dir, backoff)
-    _render(app, report, fixed, snapshot.errors)
-    if snapshot.errors or (fixed and fixed.errors):
+    result = join_check(app.services, fix=fix)
+    _render(app, result.report, result.fixed, result.errors)
+    if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
-def _render(app: Application, report, fixed, errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _render(app: Application, report: JoinReport, fixed: FixReport | None, errors: list[str]) -> None:
     console = app.console
     if console.json_output:
         vms = [
@@ -92,7 +85,7 @@ def _render(app: Application, report, fixed, errors: list[str]) -> None:  # type
     ]
     if rows:
         console.table(None, ["VM", "cloud", "type", "status", "age min", "jobs", "note"], rows)
-    counts = {}
+    counts: dict[str, int] = {}
     for v in report.vms:
         counts[v.status.value] = counts.get(v.status.value, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no csctl VMs"

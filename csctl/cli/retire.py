@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
 from csctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from csctl.plan.retire import RetirePlan
 
 
 @click.command("retire")
@@ -36,28 +39,19 @@ def command(app: Application, dry_run: bool, force: bool) -> None:
       csctl retire --dry-run
       csctl retire
     """
-    from csctl.core.demand import compute_demand
-    from csctl.core.lifecycle import execute_retire
-    from csctl.core.reconcile import reconcile
-    from csctl.core.retire import plan_retire
-    from csctl.core.world import supply, take_snapshot
+    from csctl.engine.retire import retire
 
-    config, now = app.config, datetime.now(UTC)
-    pool, clouds = app.pool(), app.clouds()
-    snapshot = take_snapshot(pool, clouds, config)
-    demand = compute_demand(snapshot.groups, supply(snapshot, config), config)
-    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-    plan = plan_retire(report, demand, config, now, force=force)
-    for error in snapshot.errors:
+    result = retire(app.services, dry_run=dry_run, force=force)
+    for error in result.errors:
         app.console.warn(error)
-    if dry_run:
-        _show_plan(app, plan)
+    done = result.done
+    if done is None:
+        _show_plan(app, result.plan)
         return
-    done = execute_retire(plan, report, pool, clouds, config, app.signing_key("command VMs"), now)
     if app.console.json_output:
-        app.console.print_json({"plan": asdict(plan), "result": asdict(done)})
+        app.console.print_json({"plan": asdict(result.plan), "result": asdict(done)})
     else:
-        _show_plan(app, plan)
+        _show_plan(app, result.plan)
         for vm_id, jobs in done.killed_jobs.items():
             app.console.warn(f"{vm_id}: terminated with running job(s) {', '.join(jobs)}")
         for error in done.errors:
@@ -66,11 +60,11 @@ def command(app: Application, dry_run: bool, force: bool) -> None:
             f"{len(done.drained)} drained, {len(done.terminated)} terminated, "
             f"{len(done.draining)} still finishing jobs"
         )
-    if done.errors or snapshot.errors:
+    if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
-def _show_plan(app: Application, plan) -> None:  # type: ignore[no-untyped-def]
+def _show_plan(app: Application, plan: RetirePlan) -> None:
     if app.console.json_output:
         app.console.print_json(asdict(plan))
         return

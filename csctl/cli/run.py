@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -36,24 +35,22 @@ def command(app: Application, metrics_file: Path | None) -> None:
       csctl run
       */5 * * * * csctl -q run --metrics-file /var/lib/node_exporter/csctl.prom
     """
-    from csctl.core.cycle import cycle_lock, run_cycle, write_metrics
-    from csctl.core.state import load_backoff, save_backoff
+    from csctl.engine.cycle import run
 
-    config, now = app.config, datetime.now(UTC)
-    key = app.signing_key("boot and command VMs")
-    with cycle_lock(config.state_dir):
-        backoff = load_backoff(config.state_dir)
-        report, fixed, booted, retired = run_cycle(config, app.pool(), app.clouds(), key, backoff, now)
-        save_backoff(config.state_dir, backoff)
-        if metrics_file is not None:
-            write_metrics(metrics_file, report, now)
+    result = run(app.services, metrics_file)
+    report = result.report
     if app.console.json_output:
         app.console.print_json(
-            {**asdict(report), "join_fix": asdict(fixed), "boot": asdict(booted), "retire": asdict(retired)}
+            {
+                **asdict(report),
+                "join_fix": asdict(result.fixed),
+                "boot": asdict(result.booted),
+                "retire": asdict(result.retired),
+            }
         )
     else:
         for error in report.errors:
             app.console.warn(error)
         app.console.result(report.summary())
-    if report.partial:
+    if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))

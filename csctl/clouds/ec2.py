@@ -20,17 +20,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from csctl.clouds.base import (
-    TAG_BATCH,
-    TAG_CLOUD,
-    TAG_POOL,
-    TAG_TYPE,
-    BootRequest,
-    Instance,
-    Quota,
-    VMState,
-    vm_id,
-)
 from csctl.errors import (
     CloudAuthError,
     CloudBackendError,
@@ -40,6 +29,7 @@ from csctl.errors import (
     CloudQuotaError,
     CloudTimeout,
 )
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota, VMState, vm_id
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -129,6 +119,7 @@ class Driver:
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self.settings = settings
+        self.private_network = settings.private_network
 
     @cached_property
     def client(self) -> Any:

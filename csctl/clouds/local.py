@@ -22,19 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from csctl.clouds.base import (
-    TAG_BATCH,
-    TAG_CLOUD,
-    TAG_POOL,
-    TAG_TYPE,
-    BootRequest,
-    Instance,
-    Quota,
-    VMState,
-    vm_id,
-)
 from csctl.context.payload import Payload, parse_user_data
 from csctl.errors import CloudBackendError, CloudBadRequest, CsctlError
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota, VMState, vm_id
 
 CONDOR_DIRS = ("log", "spool", "execute", "lock", "run")
 SETUP_SCRIPT = "/usr/local/sbin/csctl-vm-setup"
@@ -65,6 +55,7 @@ class Driver:
 
     metadata_service = "none"  # the launch index is passed to the setup script directly
     user_data_limit = None
+    private_network = False  # a local VM is on this host
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name

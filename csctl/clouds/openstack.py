@@ -24,17 +24,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from csctl.clouds.base import (
-    TAG_BATCH,
-    TAG_CLOUD,
-    TAG_POOL,
-    TAG_TYPE,
-    BootRequest,
-    Instance,
-    Quota,
-    VMState,
-    vm_id,
-)
 from csctl.errors import (
     CloudAuthError,
     CloudBackendError,
@@ -44,6 +33,7 @@ from csctl.errors import (
     CloudQuotaError,
     CloudTimeout,
 )
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota, VMState, vm_id
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +100,7 @@ class Driver:
         """``connection``: an openstacksdk Connection to use instead of the clouds.yaml entry."""
         self.name = name
         self.settings = settings
+        self.private_network = settings.private_network
         if connection is not None:
             self.conn = connection
 

@@ -10,17 +10,28 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
 from csctl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from csctl.clouds.base import Cloud
-    from csctl.config import CloudConfig
+    from csctl.model import Cloud
 
 ENTRY_POINT_GROUP = "csctl.clouds.v1"
+
+
+class ConfiguredCloud(Protocol):
+    """What ``make_cloud`` needs of a configured cloud (``csctl.config.CloudConfig``):
+    its driver's name and its settings, already validated by that driver's model."""
+
+    @property
+    def driver(self) -> str: ...
+
+    @property
+    def settings(self) -> BaseModel: ...
+
 
 BUILTIN_DRIVERS = {
     "ec2": "csctl.clouds.ec2",
@@ -53,9 +64,8 @@ def driver_settings_model(name: str) -> type[BaseModel]:
     return settings
 
 
-def make_cloud(name: str, cloud: CloudConfig) -> Cloud:
-    """The driver instance serving configured cloud ``name``."""
-    module = driver_module(cloud.driver)
-    settings = module.Settings.model_validate(cloud.driver_options)
-    driver: Cloud = module.Driver(name, settings)
+def make_cloud(name: str, cloud: ConfiguredCloud) -> Cloud:
+    """The driver instance serving configured cloud ``name``, with the typed settings the
+    configuration was validated into."""
+    driver: Cloud = driver_module(cloud.driver).Driver(name, cloud.settings)
     return driver

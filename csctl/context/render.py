@@ -19,9 +19,9 @@ from pathlib import Path
 from string import Template
 
 from csctl.config import Config
-from csctl.core import attributes as A
-from csctl.core.tokens import STARTD_SCOPES, SigningKey, derive_vm_key, mint, scramble
+from csctl.context.tokens import STARTD_SCOPES, SigningKey, derive_vm_key, mint, scramble
 from csctl.errors import CsctlError
+from csctl.plan import attributes as A
 
 REDACTED = "<redacted>"
 

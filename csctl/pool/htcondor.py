@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from csctl.config import PoolConfig
-from csctl.core import attributes as A
-from csctl.core.demand import JobGroup
-from csctl.core.jobs import PROJECTION, SIGNIFICANT_ATTRS
-from csctl.core.queue import IDLE, SAMPLE_IDS, group_ads
-from csctl.core.supply import StartdSlot
 from csctl.errors import PoolUnreachable
-from csctl.pool import DrainTarget, QueueSnapshot
+from csctl.model import DrainTarget, JobGroup, QueueSnapshot, StartdSlot
+from csctl.plan import attributes as A
+from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
+from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from csctl.core.imagetest import ProbeJob, ProbeStatus
+from csctl.engine.imagetest import ProbeJob, ProbeStatus
 from csctl.errors import PoolUnreachable
 from csctl.pool.htcondor import HTCondorPool
 

@@ -9,9 +9,9 @@ import pytest
 
 from csctl.clouds.registry import make_cloud
 from csctl.config import parse_config
-from csctl.core.cycle import run_cycle
-from csctl.core.state import Backoff
-from csctl.core.tokens import read_signing_key
+from csctl.context.tokens import read_signing_key
+from csctl.engine.cycle import run_cycle
+from csctl.plan.backoff import Backoff
 from csctl.pool.htcondor import HTCondorPool
 from testbed.fixtures_moto import grant_max_count
 from testbed.vm_player import ec2_vms

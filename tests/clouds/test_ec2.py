@@ -19,17 +19,6 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from csctl.clouds.base import (
-    TAG_BATCH,
-    TAG_BOOTED,
-    TAG_CLOUD,
-    TAG_POOL,
-    TAG_TYPE,
-    BootRequest,
-    Instance,
-    Quota,
-    VMState,
-)
 from csctl.clouds.ec2 import USER_DATA_LIMIT, Driver, Settings
 from csctl.errors import (
     CloudAuthError,
@@ -39,6 +28,17 @@ from csctl.errors import (
     CloudNotFound,
     CloudQuotaError,
     CloudTimeout,
+)
+from csctl.model import (
+    TAG_BATCH,
+    TAG_BOOTED,
+    TAG_CLOUD,
+    TAG_POOL,
+    TAG_TYPE,
+    BootRequest,
+    Instance,
+    Quota,
+    VMState,
 )
 from testbed.fixtures_moto import (
     ACCESS_KEY_ID,

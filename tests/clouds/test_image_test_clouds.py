@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from csctl.clouds.registry import make_cloud
-from csctl.core.imagetest import Phase, Timeouts, image_test_specs, run_image_test
-from csctl.core.tokens import read_signing_key
+from csctl.context.tokens import read_signing_key
+from csctl.engine.imagetest import Phase, Timeouts, image_test_specs, run_image_test
 from csctl.pool.htcondor import HTCondorPool
 from csctl.pool.probes import ScheddProbeQueue
 from testbed.vm_player import VMPlayer, ec2_vms, nova_vms

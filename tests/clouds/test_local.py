@@ -10,10 +10,10 @@ import htcondor2
 import pytest
 import yaml
 
-from csctl.clouds.base import TAG_POOL, BootRequest, VMState
 from csctl.clouds.registry import make_cloud
 from csctl.context.render import Batch, render_user_data, vm_identity
-from csctl.core.tokens import STARTD_SCOPES, SigningKey, mint, read_signing_key
+from csctl.context.tokens import STARTD_SCOPES, SigningKey, mint, read_signing_key
+from csctl.model import TAG_POOL, BootRequest, VMState
 
 pytestmark = pytest.mark.pool
 

@@ -32,17 +32,6 @@ pytest.importorskip("openstack")
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
-from csctl.clouds.base import (  # noqa: E402
-    TAG_BATCH,
-    TAG_BOOTED,
-    TAG_CLOUD,
-    TAG_POOL,
-    TAG_TYPE,
-    BootRequest,
-    Instance,
-    Quota,
-    VMState,
-)
 from csctl.clouds.openstack import TAG_IMAGE, USER_DATA_LIMIT, Driver, Settings  # noqa: E402
 from csctl.errors import (  # noqa: E402
     CloudAuthError,
@@ -52,6 +41,17 @@ from csctl.errors import (  # noqa: E402
     CloudNotFound,
     CloudQuotaError,
     CloudTimeout,
+)
+from csctl.model import (
+    TAG_BATCH,
+    TAG_BOOTED,
+    TAG_CLOUD,
+    TAG_POOL,
+    TAG_TYPE,
+    BootRequest,
+    Instance,
+    Quota,
+    VMState,
 )
 
 pytestmark = [

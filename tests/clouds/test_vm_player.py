@@ -22,10 +22,10 @@ import yaml
 from csctl.clouds.registry import make_cloud
 from csctl.config import Config, parse_config
 from csctl.context.render import vm_identity
-from csctl.core.boot import boot_request, execute_boot, new_batch_id
-from csctl.core.placement import BootItem, BootPlan
-from csctl.core.state import Backoff
-from csctl.core.tokens import STARTD_SCOPES, SigningKey, mint, read_signing_key
+from csctl.context.tokens import STARTD_SCOPES, SigningKey, mint, read_signing_key
+from csctl.engine.boot import boot_request, execute_boot, new_batch_id
+from csctl.plan.backoff import Backoff
+from csctl.plan.placement import BootItem, BootPlan
 from testbed.fixtures_moto import EC2Server, grant_max_count
 from testbed.vm_player import VMPlayer, ec2_vms, nova_vms
 from tests.conftest import testbed_config_text as config_text  # not test_*: pytest would collect it

@@ -15,7 +15,7 @@ import pytest
 
 from csctl.clouds.registry import make_cloud
 from csctl.config import load_config
-from csctl.core.cycle import cycle_lock
+from csctl.engine.state import cycle_lock
 from csctl.errors import ExitCode
 from tests.conftest import testbed_config_text as config_text
 

@@ -8,9 +8,9 @@ import time
 import htcondor2
 import pytest
 
-from csctl.core.demand import compute_demand
-from csctl.core.supply import supply_from_slots
 from csctl.errors import ExitCode
+from csctl.plan.demand import compute_demand
+from csctl.plan.supply import supply_from_slots
 from csctl.pool.htcondor import HTCondorPool
 from testbed import pool
 from tests.conftest import DATA
@@ -82,7 +82,7 @@ def test_snapshot_from_condor_q_json_gives_the_same_demand(clean_queue, pool_con
     ads = clean_queue.schedd().query("JobStatus == 1")
     path = tmp_path / "jobs.json"
     path.write_text("[" + ",".join(ad.printJson() for ad in ads) + "]")
-    from csctl.core.queue import read_snapshot
+    from csctl.plan.queue import read_snapshot
 
     from_file = compute_demand(read_snapshot(path), [], pool_config)
     live = compute_demand(HTCondorPool(pool_config.pool).idle_jobs().groups, [], pool_config)

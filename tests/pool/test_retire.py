@@ -105,10 +105,10 @@ def test_idle_vm_past_keep_alive_is_retired_in_one_cycle(clean_queue, local_clou
 def test_never_joined_vm_is_terminated_by_fix_with_its_console_saved(local_cloud, condor_pool, tmp_path):
     # a VM whose startd may not advertise (no token) never joins
     config = write_config(condor_pool, tmp_path, policy="join_timeout_minutes = 1")
-    from csctl.clouds.base import TAG_POOL, BootRequest
     from csctl.config import load_config
     from csctl.context.render import Batch, render_user_data
-    from csctl.core.tokens import SigningKey
+    from csctl.context.tokens import SigningKey
+    from csctl.model import TAG_POOL, BootRequest
 
     cfg = load_config(config)
     text = render_user_data(

@@ -15,10 +15,10 @@ import htcondor2
 import pytest
 import yaml
 
-from csctl.clouds.base import TAG_POOL, BootRequest
 from csctl.config import load_config
 from csctl.context.render import Batch, render_user_data
-from csctl.core.tokens import read_signing_key
+from csctl.context.tokens import read_signing_key
+from csctl.model import TAG_POOL, BootRequest
 from tests.pool.bed import config_text
 
 pytestmark = pytest.mark.pool

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csctl.config import parse_config
-from csctl.core.demand import JobGroup, SupplyVM, compute_demand
-from csctl.core.matching import KB_PER_GB
-from csctl.core.queue import group_ads
+from csctl.model import JobGroup, SupplyVM
+from csctl.plan.demand import compute_demand
+from csctl.plan.matching import KB_PER_GB
+from csctl.plan.queue import group_ads
 
 CONFIG = """
 [pool]

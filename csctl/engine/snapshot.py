@@ -6,28 +6,12 @@ per schedd, one collector query, one list call per cloud, clouds in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
-from csctl.clouds.base import Cloud, Instance, VMState
 from csctl.config import Config
-from csctl.core.demand import JobGroup, SupplyVM
-from csctl.core.matching import KB_PER_GB
-from csctl.core.supply import StartdSlot, supply_from_slots
 from csctl.errors import CloudError
-from csctl.pool import Pool
-
-
-@dataclass
-class Snapshot:
-    """What csctl saw in one cycle. ``errors`` names the schedds and clouds that failed."""
-
-    groups: list[JobGroup] = field(default_factory=list)
-    slots: list[StartdSlot] = field(default_factory=list)
-    instances: list[Instance] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    failed_clouds: set[str] = field(default_factory=set)
+from csctl.model import Cloud, Instance, Pool, Snapshot
 
 
 def list_clouds(clouds: Mapping[str, Cloud], pool_name: str) -> tuple[list[Instance], dict[str, str]]:
@@ -67,26 +51,3 @@ def take_snapshot(
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)
     return snapshot
-
-
-def booting_supply(
-    instances: Sequence[Instance], slots: Sequence[StartdSlot], config: Config
-) -> list[SupplyVM]:
-    """Instances the cloud runs or boots that have no startd in the pool yet: full room."""
-    joined = {slot.csctl_id for slot in slots}
-    supply = []
-    for inst in instances:
-        vm_type = config.vm_types.get(inst.vm_type)
-        if vm_type is None or inst.csctl_id in joined:
-            continue
-        if inst.state in (VMState.BOOTING, VMState.RUNNING):
-            disk = vm_type.disk * KB_PER_GB
-            supply.append(
-                SupplyVM(inst.csctl_id, inst.vm_type, inst.cloud, vm_type.cpus, vm_type.memory, disk, True)
-            )
-    return supply
-
-
-def supply(snapshot: Snapshot, config: Config) -> list[SupplyVM]:
-    """All room csctl already has: free room on joined VMs plus VMs still booting."""
-    return supply_from_slots(snapshot.slots) + booting_supply(snapshot.instances, snapshot.slots, config)

@@ -4,8 +4,8 @@ import classad2
 import pytest
 
 from csctl.config import parse_config
-from csctl.core.jobs import JobNeeds, read_needs
-from csctl.core.matching import Candidate, Matcher, Unservable
+from csctl.plan.jobs import JobNeeds, read_needs
+from csctl.plan.matching import Candidate, Matcher, Unservable
 
 TWO_TYPES = """
 [pool]

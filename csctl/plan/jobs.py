@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from csctl.model import JobProblem
+
 # Attributes fetched from the schedd (the projection). Everything a job's slot size,
 # VM wish or Requirements commonly refers to; ids are fetched for reporting only.
 ID_ATTRS = ("ClusterId", "ProcId")
@@ -53,14 +55,6 @@ SIGNIFICANT_ATTRS = (
     *NEEDS_ATTRS,
 )
 PROJECTION = ID_ATTRS + SIGNIFICANT_ATTRS
-
-
-@dataclass(frozen=True)
-class JobProblem:
-    """A job (group) csctl cannot serve because of its own attributes."""
-
-    attribute: str
-    message: str
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csctl.clouds.base import Instance, VMState
 from csctl.config import parse_config
-from csctl.core.demand import Demand, VMRequirement
-from csctl.core.reconcile import Status, reconcile
-from csctl.core.retire import Action, plan_retire
-from csctl.core.supply import StartdSlot
+from csctl.model import Instance, StartdSlot, VMState
+from csctl.plan.demand import Demand, VMRequirement
+from csctl.plan.reconcile import Status, reconcile
+from csctl.plan.retire import Action, plan_retire
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CONFIG = """
@@ -222,7 +221,7 @@ def test_drain_deadline_terminates_and_names_the_jobs():
 
 
 def test_a_vm_under_image_test_is_neither_retired_nor_counted_as_room():
-    from csctl.core.supply import supply_from_slots
+    from csctl.plan.supply import supply_from_slots
 
     probe = [s.__class__(**{**s.__dict__, "image_test": "img-1"}) for s in [slot("probe", idle_minutes=600)]]
     p = plan([inst("probe")], probe)
@@ -253,7 +252,7 @@ class StalePool:
 
 
 def test_a_drained_vm_is_terminated_only_once_its_own_ad_shows_the_drain():
-    from csctl.core.lifecycle import confirm_drained
+    from csctl.engine.retire import confirm_drained
 
     stale = [slot("a"), slot("b")]  # published before the drain: a claim may be missing
     fresh = [slot("a", draining=True), *busy("b", draining=True)]
@@ -267,7 +266,7 @@ def test_a_drained_vm_is_terminated_only_once_its_own_ad_shows_the_drain():
 def test_a_claim_whose_dynamic_slot_ad_is_late_still_counts():
     """The partitionable slot's ad, published after the drain, says one dynamic slot
     exists; the collector has no ad for that dynamic slot yet."""
-    from csctl.core.lifecycle import confirm_drained
+    from csctl.engine.retire import confirm_drained
 
     pslot = slot("a", draining=True, carved=1)
     assert confirm_drained(StalePool([[pslot]]), ["a"], 0, [].append) == ([], ["a"])
@@ -288,7 +287,7 @@ def static_slots(vm_id, *draining):
 
 
 def test_a_vm_is_confirmed_drained_only_when_every_slot_it_owns_says_so():
-    from csctl.core.lifecycle import confirm_drained
+    from csctl.engine.retire import confirm_drained
 
     # one static slot's ad is fresh, the other's predates the drain
     assert confirm_drained(StalePool([static_slots("a", True, False)]), ["a"], 0, [].append) == ([], [])

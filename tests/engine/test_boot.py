@@ -10,10 +10,11 @@ import pytest
 
 from csctl.clouds.registry import make_cloud
 from csctl.config import parse_config
-from csctl.core.boot import execute_boot
-from csctl.core.placement import BootItem, BootPlan
-from csctl.core.state import Backoff, load_backoff, save_backoff
-from csctl.core.tokens import SigningKey
+from csctl.context.tokens import SigningKey
+from csctl.engine.boot import execute_boot
+from csctl.engine.state import load_backoff, save_backoff
+from csctl.plan.backoff import Backoff
+from csctl.plan.placement import BootItem, BootPlan
 from testbed.fixtures_moto import error_response, grant_max_count
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

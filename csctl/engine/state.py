@@ -1,18 +1,23 @@
-"""Small local state csctl keeps between runs: written atomically, harmless to lose."""
+"""Small local state csctl keeps between runs (written atomically, harmless to lose), and
+the lock that keeps two csctl commands from acting at once."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from csctl.errors import LockHeld
+from csctl.plan.backoff import Backoff
+
 BACKOFF_FILE = "backoff.json"
-BASE_DELAY = timedelta(minutes=2)
-MAX_DELAY = timedelta(hours=2)
+LOCK_FILE = "run.lock"
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -30,35 +35,6 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-@dataclass
-class Backoff:
-    """Failures per cloud (``"Hermes"``) or image on a cloud (``"Hermes/ami-1"``).
-
-    After n consecutive failures a key is skipped for BASE_DELAY * 2**(n-1), at most
-    MAX_DELAY; a success forgets it.
-    """
-
-    failures: dict[str, int] = field(default_factory=dict)
-    until: dict[str, datetime] = field(default_factory=dict)
-
-    def fail(self, key: str, now: datetime) -> datetime:
-        """Count a failure of ``key``; return until when it is skipped."""
-        n = self.failures.get(key, 0) + 1
-        self.failures[key] = n
-        delay = min(BASE_DELAY * 2 ** (n - 1), MAX_DELAY)
-        self.until[key] = now + delay
-        return self.until[key]
-
-    def succeed(self, key: str) -> None:
-        """Forget the failures of ``key``."""
-        self.failures.pop(key, None)
-        self.until.pop(key, None)
-
-    def active(self, now: datetime) -> dict[str, datetime]:
-        """Keys still backed off at ``now``."""
-        return {k: t for k, t in self.until.items() if t > now}
 
 
 def load_backoff(state_dir: Path) -> Backoff:
@@ -80,3 +56,25 @@ def save_backoff(state_dir: Path, backoff: Backoff) -> None:
         "until": {k: t.isoformat() for k, t in backoff.until.items()},
     }
     write_atomically(state_dir / BACKOFF_FILE, json.dumps(data, indent=1).encode())
+
+
+@contextmanager
+def cycle_lock(state_dir: Path) -> Iterator[None]:
+    """Hold STATE_DIR/run.lock for the cycle; LockHeld at once if another csctl holds it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise LockHeld(
+                f"another csctl run holds {path} (pid {holder})",
+                hint="cycles must not overlap; this one exits without acting",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, also when the process dies

@@ -21,7 +21,7 @@ from csctl.context.render import (
     render_user_data,
     setup_script,
 )
-from csctl.core.tokens import SigningKey, derive_vm_key, scramble
+from csctl.context.tokens import SigningKey, derive_vm_key, scramble
 from csctl.errors import CsctlError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

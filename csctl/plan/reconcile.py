@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from csctl.clouds.base import Instance, VMState
 from csctl.config import Config
-from csctl.core.supply import StartdSlot
+from csctl.model import Instance, StartdSlot, VMState
 
 SCHEMA = "csctl.joincheck/1"
 

@@ -13,9 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from csctl.config import Config
-from csctl.core.demand import Demand
-from csctl.core.reconcile import JoinReport, Status, VMView
-from csctl.core.supply import drain_seen
+from csctl.plan.demand import Demand
+from csctl.plan.reconcile import JoinReport, Status, VMView
+from csctl.plan.supply import drain_seen
 
 SCHEMA = "csctl.retireplan/1"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from csctl.config import Config, VMTypeConfig
-from csctl.core import attributes as A
-from csctl.core.jobs import JobNeeds
+from csctl.plan import attributes as A
+from csctl.plan.jobs import JobNeeds
 
 KB_PER_GB = 1024 * 1024
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from csctl.clouds.base import Instance, VMState
 from csctl.config import CloudConfig, Config
-from csctl.core.demand import Demand, VMRequirement
+from csctl.model import Instance, VMState
+from csctl.plan.demand import Demand, VMRequirement
 
 SCHEMA = "csctl.bootplan/1"
 

@@ -1,15 +1,13 @@
-"""Reading idle jobs: grouping ads into autoclusters, and ``condor_q -json`` snapshots."""
+"""Idle jobs into autoclusters: from the schedd's ads, or from ``condor_q -json`` data."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from csctl.core.demand import JobGroup
-from csctl.core.jobs import PROJECTION, JobProblem
+from csctl.model import JobGroup, JobProblem
+from csctl.plan.jobs import PROJECTION
 
 SAMPLE_IDS = 5
 _ID_LINE = re.compile(r"^(?:ClusterId|ProcId|JobStatus) = .*\n", re.MULTILINE)
@@ -40,13 +38,12 @@ def group_ads(ads: Iterable[Any], schedd: str = "") -> list[JobGroup]:
     return list(groups.values())
 
 
-def read_snapshot(path: Path) -> list[JobGroup]:
-    """Idle jobs from a ``condor_q -json`` file, grouped; unreadable jobs become problems.
+def groups_from_json(data: Any, source: str) -> list[JobGroup]:
+    """Idle jobs from parsed ``condor_q -json`` output, grouped; unreadable jobs become
+    problems. ``source`` names where the data came from (it stands in for the schedd).
 
-    Raises OSError/ValueError for a file that is not a JSON array at all.
+    Raises ValueError for data that is not a JSON array at all.
     """
-
-    data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, list):
         raise ValueError("expected a JSON array of job ads (condor_q -json output)")
     ads, problems = [], []
@@ -62,7 +59,7 @@ def read_snapshot(path: Path) -> list[JobGroup]:
             problems.append(ad)
         else:
             ads.append(ad)
-    return group_ads(ads, schedd=str(path)) + problems
+    return group_ads(ads, schedd=source) + problems
 
 
 def _ad_from_json(fields: dict[str, Any]) -> Any:

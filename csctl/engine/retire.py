@@ -1,4 +1,4 @@
-"""Acting on VMs: draining and terminating for ``retire``, cleaning up for ``join-check --fix``."""
+"""Retiring VMs: drain what the plan drains, then terminate what shows no claim."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from csctl.clouds.base import Cloud, Instance
 from csctl.config import Config
 from csctl.context.render import admin_identity
-from csctl.core.reconcile import JoinReport, Status, VMView
-from csctl.core.retire import Action, RetirePlan
-from csctl.core.state import Backoff, write_atomically
-from csctl.core.supply import StartdSlot, drain_seen
-from csctl.core.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
+from csctl.context.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
+from csctl.engine.services import Services
+from csctl.engine.snapshot import take_snapshot
 from csctl.errors import CloudError
-from csctl.pool import DrainTarget, Pool
+from csctl.model import Cloud, DrainTarget, Instance, Pool, StartdSlot, batch_of
+from csctl.plan.demand import compute_demand
+from csctl.plan.reconcile import JoinReport, VMView, reconcile
+from csctl.plan.retire import Action, RetirePlan, plan_retire
+from csctl.plan.supply import drain_seen, supply
 
 log = logging.getLogger(__name__)
 COMMAND_TOKEN_SECONDS = 300
@@ -32,11 +33,6 @@ class RetireReport:
     draining: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     killed_jobs: dict[str, list[str]] = field(default_factory=dict)
-
-
-def batch_of(csctl_id: str) -> str:
-    """The boot batch a VM belongs to (its id without the launch index)."""
-    return csctl_id.rsplit("-", 1)[0]
 
 
 def drain_target(vm: VMView, config: Config, pool_key: SigningKey, now: datetime) -> DrainTarget | None:
@@ -151,46 +147,28 @@ def confirm_drained(
 
 
 @dataclass
-class FixReport:
-    """What ``join-check --fix`` terminated, and where it saved each console."""
+class RetireResult:
+    """The retire plan and, unless it was a dry run, what was done. ``errors``: what the
+    snapshot could not read."""
 
-    terminated: list[str] = field(default_factory=list)
-    consoles: dict[str, str] = field(default_factory=dict)
+    plan: RetirePlan
+    done: RetireReport | None = None
     errors: list[str] = field(default_factory=list)
 
-
-def fix_failed_joins(
-    report: JoinReport, clouds: Mapping[str, Cloud], config: Config, backoff: Backoff, now: datetime
-) -> FixReport:
-    """Terminate never-joined and errored VMs after saving their console output, and count
-    each failure against its image on its cloud (the boot backoff)."""
-    fix = FixReport()
-    failed = [vm for vm in report.vms if vm.status in (Status.NEVER_JOINED, Status.ERROR) and vm.instance]
-    console_dir = config.state_dir / "console"
-    for vm in failed:
-        assert vm.instance is not None
-        cloud = clouds.get(vm.cloud)
-        text = ""
-        if cloud is not None:
-            try:
-                text = cloud.console_output(vm.instance)
-            except CloudError as exc:
-                text = f"(console unavailable: {exc.message})"
-        path = console_dir / f"{vm.csctl_id}-{now:%Y%m%dT%H%M%SZ}.log"
-        header = f"csctl: {vm.csctl_id} on {vm.cloud}: {vm.status.value}"
-        if vm.instance.fault:
-            header += f" ({vm.instance.fault})"
-        write_atomically(path, f"{header}\n{text}\n".encode(), mode=0o600)
-        fix.consoles[vm.csctl_id] = str(path)
-        backoff.fail(_image_key(vm, config), now)
-    fix.terminated = terminate(clouds, [vm.instance for vm in failed if vm.instance], fix.errors)
-    return fix
+    @property
+    def partial(self) -> bool:
+        return bool(self.errors) or bool(self.done and self.done.errors)
 
 
-def _image_key(vm: VMView, config: Config) -> str:
-    """``cloud/image`` of a VM: what the cloud reports, else what its type boots there."""
-    image = vm.instance.image if vm.instance else None
-    if image is None:
-        vm_type = config.vm_types.get(vm.vm_type)
-        image = vm_type.images.get(vm.cloud) if vm_type else None
-    return f"{vm.cloud}/{image or '?'}"
+def retire(services: Services, dry_run: bool = False, force: bool = False) -> RetireResult:
+    """Plan which VMs no job needs; unless ``dry_run``, drain them and terminate those whose
+    own ads show no claim (``force`` also terminates busy VMs, naming each job killed)."""
+    config, now = services.config, services.now()
+    snapshot = take_snapshot(services.pool, services.clouds, config)
+    needed = compute_demand(snapshot.groups, supply(snapshot, config), config)
+    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
+    result = RetireResult(plan_retire(report, needed, config, now, force=force), errors=list(snapshot.errors))
+    if not dry_run:
+        key = services.signing_key("command VMs")
+        result.done = execute_retire(result.plan, report, services.pool, services.clouds, config, key, now)
+    return result

@@ -23,18 +23,16 @@ from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol, TypeVar
 
-from csctl.clouds.base import Cloud, Instance, VMState, vm_id
 from csctl.config import Config, VMTypeConfig
-from csctl.core import attributes as A
-from csctl.core.boot import boot_request, new_batch_id
-from csctl.core.lifecycle import drain_target
-from csctl.core.placement import BootItem
-from csctl.core.reconcile import Status, VMView
-from csctl.core.state import write_atomically
-from csctl.core.supply import StartdSlot
-from csctl.core.tokens import SigningKey, derive_vm_key, scramble
+from csctl.context.tokens import SigningKey, derive_vm_key, scramble
+from csctl.engine.boot import boot_request, new_batch_id
+from csctl.engine.retire import drain_target
+from csctl.engine.state import write_atomically
 from csctl.errors import CsctlError, ExitCode, InputError
-from csctl.pool import DrainTarget
+from csctl.model import Cloud, DrainTarget, Instance, StartdSlot, VMState, vm_id
+from csctl.plan import attributes as A
+from csctl.plan.placement import BootItem
+from csctl.plan.reconcile import Status, VMView
 
 log = logging.getLogger(__name__)
 SCHEMA = "csctl.imagetest/1"

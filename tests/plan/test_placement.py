@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csctl.clouds.base import Instance, VMState
 from csctl.config import parse_config
-from csctl.core.demand import Demand, VMRequirement
-from csctl.core.placement import BootItem, Unplaced, plan_boot
+from csctl.model import Instance, VMState
+from csctl.plan.demand import Demand, VMRequirement
+from csctl.plan.placement import BootItem, Unplaced, plan_boot
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csctl.config import Config
-from csctl.core.jobs import NEEDS_ATTRS, JobNeeds, JobProblem, read_needs
-from csctl.core.matching import (
+from csctl.model import JobGroup, JobProblem, SupplyVM
+from csctl.plan.jobs import NEEDS_ATTRS, JobNeeds, read_needs
+from csctl.plan.matching import (
     KB_PER_GB,
     Candidate,
     Matcher,
@@ -22,31 +23,6 @@ from csctl.core.matching import (
 )
 
 SCHEMA = "csctl.demand/1"
-
-
-@dataclass
-class JobGroup:
-    """Idle jobs with identical significant attributes (an autocluster), evaluated once."""
-
-    ad: Any  # a classad2.ClassAd of one member
-    count: int
-    sample_ids: list[str]
-    schedd: str = ""
-    problem: JobProblem | None = None  # set when the ad itself could not be read
-
-
-@dataclass(frozen=True)
-class SupplyVM:
-    """Room csctl already has: a VM still booting (full capacity) or free resources on a
-    joined VM's partitionable slot."""
-
-    csctl_id: str
-    vm_type: str
-    cloud: str
-    cpus: int
-    memory: int
-    disk_kb: int
-    booting: bool
 
 
 @dataclass

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import IO
 
-from csctl.clouds.base import (
-    TAG_BATCH,
-    TAG_BOOTED,
-    TAG_CLOUD,
-    TAG_POOL,
-    TAG_TYPE,
-    BootRequest,
-    Cloud,
-    Instance,
-)
 from csctl.config import Config
 from csctl.context.render import Batch, encode_user_data, render_user_data
-from csctl.core.placement import BootItem, BootPlan
-from csctl.core.state import Backoff
-from csctl.core.tokens import SigningKey
-from csctl.errors import CloudError, CloudQuotaError, CsctlError
+from csctl.context.tokens import SigningKey
+from csctl.engine.services import Services
+from csctl.engine.snapshot import take_snapshot
+from csctl.engine.state import load_backoff, save_backoff
+from csctl.errors import CloudError, CloudQuotaError, CsctlError, InputError
+from csctl.model import TAG_BATCH, TAG_BOOTED, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Cloud, Instance
+from csctl.plan.backoff import Backoff
+from csctl.plan.demand import Demand, compute_demand, demand_from_json
+from csctl.plan.placement import BootItem, BootPlan, plan_boot
+from csctl.plan.supply import supply
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +65,12 @@ def boot_request(
     config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime, batch_id: str, count: int
 ) -> BootRequest:
     """The request for ``count`` VMs of one plan item, with a freshly rendered payload."""
-    settings = config.clouds[item.cloud]
     batch = Batch(
         batch_id,
         item.vm_type,
         item.cloud,
         cloud.metadata_service,
-        private_network=bool(settings.driver_options.get("private_network", False)),
+        private_network=cloud.private_network,
         keep_alive_minutes=item.keep_alive_minutes,
     )
     user_data = encode_user_data(render_user_data(config, batch, key, now), cloud.user_data_limit)
@@ -173,3 +170,44 @@ def _update_backoff(outcomes: list[Outcome], backoff: Backoff, now: datetime) ->
             backoff.fail(image_key, now)  # the image or flavor is at fault, not the cloud
         elif outcome.error_kind is not None:
             backoff.fail(outcome.cloud, now)
+
+
+@dataclass
+class BootResult:
+    """A boot plan and, unless it was a dry run, what carrying it out achieved.
+    ``errors`` names the schedds and clouds the snapshot could not read."""
+
+    plan: BootPlan
+    report: BootReport | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.errors) or (self.report is not None and self.report.partial)
+
+
+def read_demand(stream: IO[str]) -> Demand:
+    """A Demand from ``csctl demand --json`` output; InputError naming the stream if not."""
+    try:
+        return demand_from_json(json.load(stream))
+    except ValueError as exc:
+        raise InputError(f"{getattr(stream, 'name', 'demand')}: {exc}") from None
+
+
+def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool = False) -> BootResult:
+    """Plan the VMs the queue needs (or the demand in ``demand_file``) within every
+    cloud's limits and backoff; unless ``dry_run``, boot them and remember the failures."""
+    config, now = services.config, services.now()
+    given = None if demand_file is None else read_demand(demand_file)
+    # given a demand, only the clouds' lists are needed (for their limits)
+    snapshot = take_snapshot(services.pool if given is None else None, services.clouds, config)
+    needed = given or compute_demand(snapshot.groups, supply(snapshot, config), config)
+    backoff = load_backoff(services.state_dir)
+    plan = plan_boot(needed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
+    result = BootResult(plan, errors=list(snapshot.errors))
+    if dry_run:
+        return result
+    key = services.signing_key("boot VMs")
+    result.report = execute_boot(plan, services.clouds, config, key, now, backoff)
+    save_backoff(services.state_dir, backoff)
+    return result

@@ -1,6 +1,7 @@
 import pytest
 
-from csctl.core.jobs import JobNeeds, JobProblem, read_needs
+from csctl.model import JobProblem
+from csctl.plan.jobs import JobNeeds, read_needs
 
 
 def test_cloud_scheduler_attributes_as_strings_or_numbers():

@@ -8,31 +8,30 @@ local VMs by their instance record).
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from csctl.clouds.base import Cloud
 from csctl.config import Config
-from csctl.core.boot import BootReport, execute_boot
-from csctl.core.demand import compute_demand
-from csctl.core.lifecycle import FixReport, RetireReport, execute_retire, fix_failed_joins
-from csctl.core.placement import plan_boot
-from csctl.core.reconcile import reconcile
-from csctl.core.retire import plan_retire
-from csctl.core.state import Backoff, write_atomically
-from csctl.core.tokens import SigningKey
-from csctl.core.world import supply, take_snapshot
-from csctl.errors import LockHeld
-from csctl.pool import Pool
+from csctl.context.tokens import SigningKey
+from csctl.engine.boot import BootReport, execute_boot
+from csctl.engine.joincheck import FixReport, fix_failed_joins
+from csctl.engine.metrics import write_metrics
+from csctl.engine.retire import RetireReport, execute_retire
+from csctl.engine.services import Services
+from csctl.engine.snapshot import take_snapshot
+from csctl.engine.state import cycle_lock, load_backoff, save_backoff
+from csctl.model import Cloud, Pool
+from csctl.plan.backoff import Backoff
+from csctl.plan.demand import compute_demand
+from csctl.plan.placement import plan_boot
+from csctl.plan.reconcile import reconcile
+from csctl.plan.retire import plan_retire
+from csctl.plan.supply import supply
 
 SCHEMA = "csctl.cycle/1"
-LOCK_FILE = "run.lock"
 
 
 @dataclass
@@ -63,28 +62,6 @@ class CycleReport:
             f"terminated {self.terminated} in {self.seconds:.2f} s"
         )
         return text + (f"; {len(self.errors)} error(s)" if self.errors else "")
-
-
-@contextmanager
-def cycle_lock(state_dir: Path) -> Iterator[None]:
-    """Hold STATE_DIR/run.lock for the cycle; LockHeld at once if another csctl holds it."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise LockHeld(
-                f"another csctl run holds {path} (pid {holder})",
-                hint="cycles must not overlap; this one exits without acting",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock, also when the process dies
 
 
 def run_cycle(
@@ -147,28 +124,29 @@ class _Clock:
         self._last = now
 
 
-def write_metrics(path: Path, report: CycleReport, now: datetime) -> None:
-    """The cycle as a Prometheus textfile (node_exporter's textfile collector), atomically."""
-    lines = [
-        "# HELP csctl_idle_jobs Idle jobs in the pool at the last cycle.",
-        "# TYPE csctl_idle_jobs gauge",
-        f"csctl_idle_jobs {report.idle_jobs}",
-        "# HELP csctl_unservable_jobs Idle jobs no configured VM type can serve.",
-        "# TYPE csctl_unservable_jobs gauge",
-        f"csctl_unservable_jobs {report.unservable_jobs}",
-        "# HELP csctl_vms csctl VMs by cloud and status.",
-        "# TYPE csctl_vms gauge",
-    ]
-    for cloud, per in sorted(report.vms.items()):
-        lines += [f'csctl_vms{{cloud="{cloud}",status="{s}"}} {n}' for s, n in sorted(per.items())]
-    for name, value, text in (
-        ("booted", report.booted, "VMs booted by the last cycle."),
-        ("drained", report.drained, "VMs drained by the last cycle."),
-        ("terminated", report.terminated, "VMs terminated by the last cycle."),
-        ("boot_failures", report.boot_failures, "Boot requests that failed in the last cycle."),
-        ("errors", len(report.errors), "Errors (clouds, schedds) in the last cycle."),
-        ("cycle_seconds", round(report.seconds, 3), "Wall time of the last cycle."),
-        ("last_cycle_timestamp_seconds", int(now.timestamp()), "When the last cycle ran."),
-    ):
-        lines += [f"# HELP csctl_{name} {text}", f"# TYPE csctl_{name} gauge", f"csctl_{name} {value}"]
-    write_atomically(path, ("\n".join(lines) + "\n").encode(), mode=0o644)
+@dataclass
+class CycleResult:
+    """One cycle: its summary report and what each of its steps did."""
+
+    report: CycleReport
+    fixed: FixReport
+    booted: BootReport
+    retired: RetireReport
+
+    @property
+    def partial(self) -> bool:
+        return self.report.partial
+
+
+def run(services: Services, metrics_file: Path | None = None) -> CycleResult:
+    """One cycle under the state directory's lock (LockHeld at once if another csctl
+    holds it): backoff loaded, the cycle run, backoff saved, metrics written."""
+    config, now = services.config, services.now()
+    key = services.signing_key("boot and command VMs")
+    with cycle_lock(services.state_dir):
+        backoff = load_backoff(services.state_dir)
+        parts = run_cycle(config, services.pool, services.clouds, key, backoff, now)
+        save_backoff(services.state_dir, backoff)
+        if metrics_file is not None:
+            write_metrics(metrics_file, parts[0], now)
+    return CycleResult(*parts)

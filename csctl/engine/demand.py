@@ -1,0 +1,50 @@
+"""``csctl demand``: the queue's idle jobs (or a ``condor_q -json`` file) into a Demand."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from csctl.engine.services import Services
+from csctl.engine.snapshot import take_snapshot
+from csctl.errors import InputError
+from csctl.model import JobGroup
+from csctl.plan.demand import Demand, compute_demand
+from csctl.plan.queue import groups_from_json
+from csctl.plan.supply import supply
+
+
+@dataclass
+class DemandResult:
+    """The demand, and the schedds or clouds that could not be read (``partial``)."""
+
+    demand: Demand
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.errors)
+
+
+def read_job_file(path: Path) -> list[JobGroup]:
+    """Idle jobs from a ``condor_q -json`` file, grouped; InputError for a file that
+    cannot be read or is not a JSON array of job ads."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return groups_from_json(data, source=str(path))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read job snapshot: {exc}") from None
+
+
+def demand(services: Services, from_file: Path | None = None) -> DemandResult:
+    """What the idle jobs need, after the room csctl's VMs already offer. From a file,
+    nothing is subtracted (the file says nothing of VMs) and neither pool nor clouds
+    are asked."""
+    config = services.config
+    if from_file is not None:
+        return DemandResult(compute_demand(read_job_file(from_file), [], config))
+    snapshot = take_snapshot(services.pool, services.clouds, config)
+    result = compute_demand(snapshot.groups, supply(snapshot, config), config)
+    result.warnings[:0] = snapshot.errors
+    return DemandResult(result, list(snapshot.errors))

@@ -1,0 +1,92 @@
+"""``join-check --fix``: terminate VMs that never joined or that their cloud reports broken,
+saving each console first and counting the failure against its image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from csctl.config import Config
+from csctl.engine.retire import terminate
+from csctl.engine.services import Services
+from csctl.engine.snapshot import take_snapshot
+from csctl.engine.state import load_backoff, save_backoff, write_atomically
+from csctl.errors import CloudError
+from csctl.model import Cloud
+from csctl.plan.backoff import Backoff
+from csctl.plan.reconcile import JoinReport, Status, VMView, reconcile
+
+
+@dataclass
+class FixReport:
+    """What ``join-check --fix`` terminated, and where it saved each console."""
+
+    terminated: list[str] = field(default_factory=list)
+    consoles: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def fix_failed_joins(
+    report: JoinReport, clouds: Mapping[str, Cloud], config: Config, backoff: Backoff, now: datetime
+) -> FixReport:
+    """Terminate never-joined and errored VMs after saving their console output, and count
+    each failure against its image on its cloud (the boot backoff)."""
+    fix = FixReport()
+    failed = [vm for vm in report.vms if vm.status in (Status.NEVER_JOINED, Status.ERROR) and vm.instance]
+    console_dir = config.state_dir / "console"
+    for vm in failed:
+        assert vm.instance is not None
+        cloud = clouds.get(vm.cloud)
+        text = ""
+        if cloud is not None:
+            try:
+                text = cloud.console_output(vm.instance)
+            except CloudError as exc:
+                text = f"(console unavailable: {exc.message})"
+        path = console_dir / f"{vm.csctl_id}-{now:%Y%m%dT%H%M%SZ}.log"
+        header = f"csctl: {vm.csctl_id} on {vm.cloud}: {vm.status.value}"
+        if vm.instance.fault:
+            header += f" ({vm.instance.fault})"
+        write_atomically(path, f"{header}\n{text}\n".encode(), mode=0o600)
+        fix.consoles[vm.csctl_id] = str(path)
+        backoff.fail(_image_key(vm, config), now)
+    fix.terminated = terminate(clouds, [vm.instance for vm in failed if vm.instance], fix.errors)
+    return fix
+
+
+def _image_key(vm: VMView, config: Config) -> str:
+    """``cloud/image`` of a VM: what the cloud reports, else what its type boots there."""
+    image = vm.instance.image if vm.instance else None
+    if image is None:
+        vm_type = config.vm_types.get(vm.vm_type)
+        image = vm_type.images.get(vm.cloud) if vm_type else None
+    return f"{vm.cloud}/{image or '?'}"
+
+
+@dataclass
+class JoinCheckResult:
+    """Every VM's join status; with --fix, what was cleaned up. ``errors``: what could not
+    be read."""
+
+    report: JoinReport
+    fixed: FixReport | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.errors) or bool(self.fixed and self.fixed.errors)
+
+
+def join_check(services: Services, fix: bool = False) -> JoinCheckResult:
+    """Join every cloud's csctl VMs with the pool's startds and classify them; with ``fix``,
+    terminate the never-joined and errored ones (consoles saved, images backed off)."""
+    config, now = services.config, services.now()
+    snapshot = take_snapshot(services.pool, services.clouds, config, jobs=False)
+    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
+    result = JoinCheckResult(report, errors=list(snapshot.errors))
+    if fix:
+        backoff = load_backoff(services.state_dir)
+        result.fixed = fix_failed_joins(report, services.clouds, config, backoff, now)
+        save_backoff(services.state_dir, backoff)
+    return result

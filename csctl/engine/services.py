@@ -1,0 +1,80 @@
+"""What a use case needs from the world, in one object: the configuration, the pool, the
+clouds, the clock, the state directory and the signing key.
+
+Each is made on first use, so a command that never talks to a cloud never builds a
+driver, and ``--dry-run`` never reads the signing key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from csctl.config import Config
+from csctl.errors import ConfigError
+from csctl.model import Cloud, Pool
+
+if TYPE_CHECKING:
+    from csctl.context.tokens import SigningKey
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """The world as one use case sees it. ``source`` names the configuration in errors."""
+
+    config: Config
+    source: str = "csctl.toml"
+    make_pool: Callable[[], Pool] | None = None
+    make_clouds: Callable[[], Mapping[str, Cloud]] | None = None
+    clock: Callable[[], datetime] = _now
+    _pool: Pool | None = field(default=None, init=False, repr=False)
+    _clouds: Mapping[str, Cloud] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def pool(self) -> Pool:
+        """The pool adapter (the htcondor bindings unless one was given)."""
+        if self._pool is None:
+            if self.make_pool is None:
+                from csctl.pool.htcondor import HTCondorPool
+
+                self._pool = HTCondorPool(self.config.pool)
+            else:
+                self._pool = self.make_pool()
+        return self._pool
+
+    @property
+    def clouds(self) -> Mapping[str, Cloud]:
+        """A driver for every configured cloud (a disabled one is listed and emptied,
+        never booted on)."""
+        if self._clouds is None:
+            if self.make_clouds is None:
+                from csctl.clouds.registry import make_cloud
+
+                self._clouds = {n: make_cloud(n, c) for n, c in self.config.clouds.items()}
+            else:
+                self._clouds = self.make_clouds()
+        return self._clouds
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.state_dir
+
+    def now(self) -> datetime:
+        """The clock's time, timezone-aware."""
+        return self.clock()
+
+    def signing_key(self, purpose: str) -> SigningKey:
+        """The pool's signing key; ConfigError naming ``purpose`` when none is configured."""
+        from csctl.context.tokens import read_signing_key
+
+        path = self.config.pool.signing_key
+        if path is None:
+            raise ConfigError([f"{self.source}: pool.signing_key: required to {purpose}"])
+        return read_signing_key(path)

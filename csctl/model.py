@@ -1,0 +1,258 @@
+"""csctl's shared vocabulary: the data both the planners and the engine speak, and the
+two adapter protocols (``Cloud``, ``Pool``) the engine acts through.
+
+Everything here is plain data or a Protocol: no SDK, no I/O. ``csctl/plan/`` decides
+from these types, ``csctl/engine/`` gathers and acts on them, and the drivers under
+``csctl/clouds/`` and ``csctl/pool/`` produce them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+# -- clouds ------------------------------------------------------------------------------
+
+# Tag / metadata keys csctl writes on every instance it boots.
+TAG_POOL = "csctl-pool"
+TAG_TYPE = "csctl-type"
+TAG_CLOUD = "csctl-cloud"
+TAG_BATCH = "csctl-batch"
+TAG_BOOTED = "csctl-booted"
+
+
+def vm_id(batch_id: str, launch_index: int) -> str:
+    """The csctl id of the ``launch_index``-th VM (0-based) of a boot batch.
+
+    One boot call starts a batch of identical VMs sharing one user-data payload
+    (EC2 MinCount/MaxCount, Nova min/max count); each VM learns its launch index from
+    its cloud's metadata service (EC2 ``ami-launch-index``, OpenStack
+    ``launch_index``), and the cloud lists it, so both sides derive the same id.
+    """
+    return f"{batch_id}-{launch_index}"
+
+
+def batch_of(csctl_id: str) -> str:
+    """The boot batch a VM belongs to (its id without the launch index)."""
+    return csctl_id.rsplit("-", 1)[0]
+
+
+class VMState(StrEnum):
+    """Provider states, normalised."""
+
+    BOOTING = "booting"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One csctl-owned instance as a cloud lists it. ``csctl_id`` is ``vm_id(batch, index)``."""
+
+    csctl_id: str
+    cloud: str
+    vm_type: str
+    state: VMState
+    provider_id: str
+    booted_at: datetime | None = None
+    address: str | None = None
+    fault: str | None = None
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    """Boot up to ``count`` identical VMs of one type on one cloud in ONE API call.
+
+    ``batch_id`` (``<cloud>-<short uuid>``) names the batch: instance names start with
+    it and ``tags`` (pool, type, cloud, batch, boot time) go on every instance.
+    ``user_data`` is the one payload all VMs of the batch receive (already gzipped
+    where the cloud needs it). ``max_price`` asks for spot capacity at that bid.
+    """
+
+    batch_id: str
+    vm_type: str
+    count: int
+    image: str
+    flavor: str | None
+    user_data: bytes
+    tags: Mapping[str, str] = field(default_factory=dict)
+    max_price: float | None = None
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Remaining room on a cloud as its API reports it; None where it does not say."""
+
+    instances: int | None = None
+    cores: int | None = None
+    memory_mb: int | None = None
+
+
+class Cloud(Protocol):
+    """A cloud csctl can boot on. One instance of a driver serves one configured cloud.
+
+    ``metadata_service`` tells the VM where to find its launch index ("ec2",
+    "openstack" or "none"); ``user_data_limit`` is the API's cap in bytes, if any;
+    ``private_network`` says the VMs get no public address, so they join through CCB.
+    """
+
+    name: str
+    metadata_service: str
+    user_data_limit: int | None
+    private_network: bool
+
+    def list_instances(self, pool: str) -> list[Instance]:
+        """Every instance tagged for ``pool`` by csctl, in one (paginated) list call."""
+        ...
+
+    def boot(self, request: BootRequest) -> list[Instance]:
+        """Boot the request's VMs in one call. Returns the instances started, fewer than
+        asked when the cloud granted fewer. Raises a CloudError subclass when none
+        started (CloudQuotaError for quota or capacity, so the caller may ask for less)."""
+        ...
+
+    def terminate(self, instances: Sequence[Instance]) -> list[str]:
+        """Terminate the given instances; return the csctl ids the cloud accepted."""
+        ...
+
+    def console_output(self, instance: Instance) -> str:
+        """The instance's console log, or an empty string where the cloud keeps none."""
+        ...
+
+    def quota(self) -> Quota:
+        """Remaining room, where the API offers it; ``Quota()`` otherwise."""
+        ...
+
+
+# -- the pool ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobProblem:
+    """A job (group) csctl cannot serve because of its own attributes."""
+
+    attribute: str
+    message: str
+
+
+@dataclass
+class JobGroup:
+    """Idle jobs with identical significant attributes (an autocluster), evaluated once."""
+
+    ad: Any  # a classad2.ClassAd of one member
+    count: int
+    sample_ids: list[str]
+    schedd: str = ""
+    problem: JobProblem | None = None  # set when the ad itself could not be read
+
+
+@dataclass(frozen=True)
+class SupplyVM:
+    """Room csctl already has: a VM still booting (full capacity) or free resources on a
+    joined VM's partitionable slot."""
+
+    csctl_id: str
+    vm_type: str
+    cloud: str
+    cpus: int
+    memory: int
+    disk_kb: int
+    booting: bool
+
+
+@dataclass(frozen=True)
+class StartdSlot:
+    """One slot ad of a csctl VM, reduced to what the planners use."""
+
+    name: str
+    machine: str
+    csctl_id: str
+    vm_type: str
+    cloud: str
+    slot_type: str
+    state: str
+    activity: str
+    cpus: int
+    memory: int
+    disk_kb: int
+    draining: bool = False
+    address: str | None = None
+    job_id: str | None = None
+    entered_state: int | None = None
+    # when a partitionable slot last gained or lost a dynamic slot: its EnteredCurrentState
+    # stays at the VM's join while jobs come and go
+    dynamic_slots_changed: int | None = None
+    drain_started: int | None = None  # LastDrainStartTime, epoch seconds
+    # a partitionable slot's own count of its dynamic slots (NumDynamicSlots): published in
+    # the same ad as its Draining flag, while a new dynamic slot's ad may reach the collector later
+    dynamic_slots: int = 0
+    image_test: str | None = None  # CsctlImageTest: the VM belongs to `csctl image-test`
+    keep_alive_minutes: int | None = None  # CsctlKeepAlive: the VMKeepAlive it was booted for
+
+    @property
+    def in_use(self) -> bool:
+        """Whether this slot, or a dynamic slot carved from it, holds a claim."""
+        return self.state == "Claimed" or self.dynamic_slots > 0
+
+    @property
+    def free(self) -> bool:
+        """Whether the slot's resources can still take a job."""
+        if self.draining or self.image_test:
+            return False  # an image under test admits only its probe job
+        return self.slot_type == "Partitionable" or self.state == "Unclaimed"
+
+
+@dataclass(frozen=True)
+class DrainTarget:
+    """A VM to drain: the address of its startd and a token it accepts (named by key)."""
+
+    csctl_id: str
+    address: str
+    token: str
+    key_name: str
+
+
+@dataclass
+class QueueSnapshot:
+    """Idle jobs of every schedd that answered; ``errors`` names those that did not."""
+
+    groups: list[JobGroup]
+    schedds: list[str]
+    errors: list[str] = field(default_factory=list)
+
+
+class Pool(Protocol):
+    """The pool: its idle jobs, csctl's slots, and draining csctl's VMs."""
+
+    def idle_jobs(self) -> QueueSnapshot:
+        """Idle jobs of the configured schedds (all known ones if none configured),
+        grouped into autoclusters. Raises PoolUnreachable if no schedd can be read."""
+        ...
+
+    def csctl_slots(self) -> list[StartdSlot]:
+        """Slot ads of every startd carrying this pool's csctl id, in one collector query."""
+        ...
+
+    def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
+        """Drain each target gracefully; csctl id -> None if accepted, else the error."""
+        ...
+
+
+# -- one look at the world ---------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """What csctl saw in one cycle. ``errors`` names the schedds and clouds that failed."""
+
+    groups: list[JobGroup] = field(default_factory=list)
+    slots: list[StartdSlot] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    failed_clouds: set[str] = field(default_factory=set)
