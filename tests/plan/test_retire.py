@@ -1,111 +1,19 @@
-"""Reconciliation and retirement planning (pure)."""
+"""Retirement planning (pure), and confirming a drain from the ads that follow it."""
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csctl.config import parse_config
-from csctl.model import Instance, StartdSlot, VMState
+from csctl.model import VMState
 from csctl.plan.demand import Demand, VMRequirement
 from csctl.plan.reconcile import Status, reconcile
 from csctl.plan.retire import Action, plan_retire
-
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-CONFIG = """
-[pool]
-name = "p"
-collector = "127.0.0.1"
-[policy]
-join_timeout_minutes = 20
-max_lifetime_hours = {lifetime}
-[clouds.A]
-driver = "local"
-[clouds.B]
-driver = "local"
-enabled = {b_enabled}
-keep_alive_minutes = 30
-[vm_types.t]
-cpus = 4
-memory = 8000
-disk = 10
-keep_alive_minutes = 10
-images = {{ A = "x", B = "y" }}
-"""
-
-
-def config(lifetime=0, b_enabled="true"):
-    return parse_config(CONFIG.format(lifetime=lifetime, b_enabled=b_enabled))
-
-
-def inst(vm_id, cloud="A", state=VMState.RUNNING, minutes=5):
-    return Instance(vm_id, cloud, "t", state, f"p-{vm_id}", booted_at=NOW - timedelta(minutes=minutes))
-
-
-def slot(
-    vm_id, state="Unclaimed", draining=False, idle_minutes=60, cloud="A", job=None, name="slot1", carved=0
-):
-    return StartdSlot(
-        f"{name}@{vm_id}",
-        vm_id,
-        vm_id,
-        "t",
-        cloud,
-        "Partitionable" if name == "slot1" else "Dynamic",
-        state,
-        "Idle",
-        4,
-        8000,
-        1000,
-        draining,
-        "<127.0.0.1:1>",
-        job,
-        int((NOW - timedelta(minutes=idle_minutes)).timestamp()),
-        dynamic_slots=carved,
-    )
-
-
-def busy(vm_id, cloud="A", draining=False):
-    return [
-        slot(vm_id, cloud=cloud, draining=draining, carved=1),
-        slot(vm_id, "Claimed", draining, cloud=cloud, job="7.0", name="slot1_1"),
-    ]
-
+from tests.plan.fleet import CONFIG, NOW, busy, config, inst, slot
 
 NO_DEMAND = Demand([], [], 0)
-
-
-def test_classification():
-    instances = [
-        inst("booting", minutes=5),
-        inst("late", minutes=25),
-        inst("broken", state=VMState.ERROR),
-        inst("off", state=VMState.STOPPED),
-        inst("idle"),
-        inst("busy"),
-        inst("draining"),
-        inst("gone", state=VMState.DELETED),
-    ]
-    slots = [
-        slot("idle"),
-        *busy("busy"),
-        slot("draining", draining=True),
-        slot("orphan"),
-        slot("unknown", cloud="C"),
-    ]
-    report = reconcile(instances, slots, config(), NOW, unlisted_clouds={"C"})
-    assert {v.csctl_id: v.status for v in report.vms} == {
-        "booting": Status.BOOTING,
-        "late": Status.NEVER_JOINED,
-        "broken": Status.ERROR,
-        "off": Status.STOPPED,
-        "idle": Status.IDLE,
-        "busy": Status.BUSY,
-        "draining": Status.DRAINING,
-        "orphan": Status.LOST,
-    }
-    assert report.unlisted_clouds == ["C"]
 
 
 def plan(instances, slots, demand=NO_DEMAND, cfg=None, force=False):
