@@ -6,17 +6,18 @@ Rich tables on a terminal, plain text when piped, JSON with ``--json``;
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console as RichConsole
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console as RichConsole
 
 
 def _jsonable(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     if isinstance(value, (set, frozenset)):
@@ -31,21 +32,38 @@ def _jsonable(value: Any) -> Any:
 class Console:
     """Output for one csctl invocation.
 
-    ``verbosity``: -1 quiet (errors only), 0 normal, 1+ verbose.
+    ``verbosity``: -1 quiet (errors only), 0 normal, 1+ verbose. rich is imported on first
+    output, not at start-up: a quiet ``--json`` run may never need it.
     """
 
     def __init__(self, *, verbosity: int = 0, json_output: bool = False) -> None:
         self.verbosity = verbosity
         self.json_output = json_output
-        self.out = RichConsole(soft_wrap=True, highlight=False)
-        self.err = RichConsole(stderr=True, soft_wrap=True, highlight=False)
+
+    @cached_property
+    def out(self) -> RichConsole:
+        """Results (stdout)."""
+        from rich.console import Console as RichConsole
+
+        return RichConsole(soft_wrap=True, highlight=False)
+
+    @cached_property
+    def err(self) -> RichConsole:
+        """Messages (stderr)."""
+        from rich.console import Console as RichConsole
+
+        return RichConsole(stderr=True, soft_wrap=True, highlight=False)
 
     # results (stdout)
     def print_json(self, data: Any) -> None:
+        import json
+
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
         sys.stdout.flush()
 
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
         for column in columns:
             numeric = rows and all(isinstance(r[columns.index(column)], int) for r in rows)

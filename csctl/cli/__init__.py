@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
 from csctl import __version__
 from csctl.cli.app import Application
-from csctl.console import Console
 from csctl.errors import CsctlError, ExitCode
 
 DEFAULT_CONFIG = "/etc/csctl/csctl.toml"
@@ -28,6 +25,26 @@ SUBCOMMANDS = {
     "run": "run",
 }
 
+# The first sentence of each command's help, so that `csctl --help` lists the commands
+# without importing them (delegate-proxy alone pulls in cryptography); pip's command
+# table does the same. tests/cli/test_help.py keeps it equal to the commands' own help.
+SUMMARIES = {
+    "boot": "Boot VMs for the idle jobs: one request per cloud and VM type, clouds in parallel.",
+    "config": "Inspect csctl's configuration file.",
+    "delegate-proxy": "Make an RFC 3820 proxy certificate, as grid-proxy-init does, or delegate one.",
+    "demand": "Show which VMs the idle jobs need, minus what is already booting or has room.",
+    "image-test": "Test an image before production: boot one VM with csctl's real contextualization and "
+    "follow it: requested, running in the cloud, joined the pool, probe job matched, probe job "
+    "finished, drained, terminated.",
+    "join-check": "Join every cloud's csctl VMs with the pool's startds on the csctl id, and classify them: "
+    "booting, idle, busy, draining, never-joined (running past policy.join_timeout_minutes without a "
+    "startd), error (the cloud says so), stopped, lost (a startd no cloud lists).",
+    "retire": "Retire VMs gracefully: drain (no new jobs; running jobs finish), then terminate once a "
+    "fresh look at the pool shows no claimed slot.",
+    "run": "Run one cycle: join-check --fix, demand, boot, retire, on one look at the pool and one "
+    "list call per cloud.",
+}
+
 
 class CsctlGroup(click.Group):
     """Loads subcommand modules on demand and turns CsctlErrors into one line and an exit code."""
@@ -42,14 +59,29 @@ class CsctlGroup(click.Group):
         command: click.Command = module.command
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from SUMMARIES: no subcommand module is imported."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)  # as click.Group lays it out
+        rows = [(name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except CsctlError as exc:
             app = ctx.find_object(Application)
             if app is not None and app.debug:  # the traceback, then the same line and exit code
+                import traceback
+
                 traceback.print_exc()
-            console = app.console if app else Console()
+            if app is not None:
+                console = app.console
+            else:
+                from csctl.console import Console
+
+                console = Console()
             problems = getattr(exc, "problems", None)
             for line in problems or [exc.message]:
                 console.error(line)
@@ -90,6 +122,10 @@ def cli(
     Example:
       csctl --config /etc/csctl/csctl.toml demand --explain
     """
+    import logging  # here, not at the top: `csctl --help` never gets this far
+
+    from csctl.console import Console
+
     verbosity = -1 if quiet else verbose
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
