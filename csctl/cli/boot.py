@@ -40,8 +40,8 @@ def command(app: Application, dry_run: bool, demand_file: IO[str] | None) -> Non
     from csctl.engine.boot import boot
 
     result = boot(app.services, demand_file, dry_run=dry_run)
-    for error in result.errors:
-        app.console.warn(error)
+    for line in result.warnings + result.errors:
+        app.console.warn(line)
     if result.report is None:
         _show_plan(app, result.plan)
     else:

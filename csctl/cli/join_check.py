@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 @click.option(
     "--fix", is_flag=True, help="Terminate never-joined and errored VMs, saving their console first."
 )
+@click.option("--dry-run", is_flag=True, help="With --fix: name the VMs it would terminate; do nothing.")
 @json_option
 @pass_app
-def command(app: Application, fix: bool) -> None:
+def command(app: Application, fix: bool, dry_run: bool) -> None:
     """Join every cloud's csctl VMs with the pool's startds on the csctl id, and classify them:
     booting, idle, busy, draining, never-joined (running past policy.join_timeout_minutes
     without a startd), error (the cloud says so), stopped, lost (a startd no cloud lists).
@@ -33,17 +34,32 @@ def command(app: Application, fix: bool) -> None:
     \b
     Examples:
       csctl join-check
+      csctl join-check --fix --dry-run
       csctl join-check --fix --json
     """
     from csctl.engine.joincheck import join_check
 
-    result = join_check(app.services, fix=fix)
-    _render(app, result.report, result.fixed, result.errors)
+    result = join_check(app.services, fix=fix, dry_run=dry_run)
+    for warning in result.warnings:
+        app.console.warn(warning)
+    _render(app, result.report, result.fixed, result.errors, result.would_terminate)
+    if dry_run and fix and not app.console.json_output:
+        for vm_id in result.would_terminate:
+            app.console.result(f"would terminate {vm_id}")
+        app.console.result(
+            f"dry run: {len(result.would_terminate)} VM(s) would be terminated; nothing was done"
+        )
     if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
-def _render(app: Application, report: JoinReport, fixed: FixReport | None, errors: list[str]) -> None:
+def _render(
+    app: Application,
+    report: JoinReport,
+    fixed: FixReport | None,
+    errors: list[str],
+    would_terminate: list[str],
+) -> None:
     console = app.console
     if console.json_output:
         vms = [
@@ -66,6 +82,7 @@ def _render(app: Application, report: JoinReport, fixed: FixReport | None, error
                 "errors": errors,
                 "unlisted_clouds": report.unlisted_clouds,
                 "fixed": asdict(fixed) if fixed else None,
+                "would_terminate": would_terminate,
             }
         )
         return

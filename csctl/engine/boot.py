@@ -16,13 +16,13 @@ from csctl.context.render import Batch, encode_user_data, render_user_data
 from csctl.context.tokens import SigningKey
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
-from csctl.engine.state import load_backoff, save_backoff
+from csctl.engine.state import acting, keep_backoff, read_backoff
 from csctl.errors import CloudError, CloudQuotaError, CsctlError, InputError
 from csctl.model import TAG_BATCH, TAG_BOOTED, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Cloud, Instance
 from csctl.plan.backoff import Backoff
-from csctl.plan.demand import Demand, compute_demand, demand_from_json
+from csctl.plan.demand import Demand, demand_from_json
 from csctl.plan.placement import BootItem, BootPlan, plan_boot
-from csctl.plan.supply import supply
+from csctl.plan.supply import snapshot_demand
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class BootResult:
     plan: BootPlan
     report: BootReport | None = None
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -199,15 +200,15 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
     cloud's limits and backoff; unless ``dry_run``, boot them and remember the failures."""
     config, now = services.config, services.now()
     given = None if demand_file is None else read_demand(demand_file)
-    # given a demand, only the clouds' lists are needed (for their limits)
-    snapshot = take_snapshot(services.pool if given is None else None, services.clouds, config)
-    needed = given or compute_demand(snapshot.groups, supply(snapshot, config), config)
-    backoff = load_backoff(services.state_dir)
-    plan = plan_boot(needed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
-    result = BootResult(plan, errors=list(snapshot.errors))
-    if dry_run:
-        return result
-    key = services.signing_key("boot VMs")
-    result.report = execute_boot(plan, services.clouds, config, key, now, backoff)
-    save_backoff(services.state_dir, backoff)
+    key = None if dry_run else services.signing_key("boot VMs")
+    with acting(services.state_dir, "boot", dry_run):
+        # given a demand, only the clouds' lists are needed (for their limits)
+        snapshot = take_snapshot(services.pool if given is None else None, services.clouds, config)
+        needed = given or snapshot_demand(snapshot, config)
+        backoff, warnings = read_backoff(services.state_dir, now)
+        plan = plan_boot(needed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
+        result = BootResult(plan, errors=list(snapshot.errors), warnings=warnings)
+        if key is not None:
+            result.report = execute_boot(plan, services.clouds, config, key, now, backoff)
+            result.warnings += keep_backoff(services.state_dir, backoff)
     return result

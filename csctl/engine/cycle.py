@@ -22,14 +22,13 @@ from csctl.engine.metrics import write_metrics
 from csctl.engine.retire import RetireReport, execute_retire
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
-from csctl.engine.state import cycle_lock, load_backoff, save_backoff
+from csctl.engine.state import keep_backoff, read_backoff, state_lock
 from csctl.model import Cloud, Pool
 from csctl.plan.backoff import Backoff
-from csctl.plan.demand import compute_demand
-from csctl.plan.placement import plan_boot
+from csctl.plan.placement import BootPlan, plan_boot
 from csctl.plan.reconcile import reconcile
-from csctl.plan.retire import plan_retire
-from csctl.plan.supply import supply
+from csctl.plan.retire import Action, RetirePlan, plan_retire
+from csctl.plan.supply import snapshot_demand
 
 SCHEMA = "csctl.cycle/1"
 
@@ -46,6 +45,7 @@ class CycleReport:
     terminated: int = 0
     boot_failures: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     schema: str = SCHEMA
@@ -81,7 +81,7 @@ def run_cycle(
     gone = set(fixed.terminated)
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in gone]
     clock.lap("join-check")
-    demand = compute_demand(snapshot.groups, supply(snapshot, config), config)
+    demand = snapshot_demand(snapshot, config)
     clock.lap("demand")
     plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
     booted = execute_boot(plan, clouds, config, key, now, backoff)
@@ -125,6 +125,53 @@ class _Clock:
 
 
 @dataclass
+class CyclePlan:
+    """What one cycle would do (``run --dry-run``): nothing of it was done."""
+
+    idle_jobs: int
+    unservable_jobs: int
+    terminate_failed_joins: list[str]
+    boot: BootPlan
+    retire: RetirePlan
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.errors)
+
+    def summary(self) -> str:
+        """The one line of a dry run."""
+        drains = sum(1 for r in self.retire.retirements if r.action is Action.DRAIN)
+        ends = len(self.retire.retirements) - drains + len(self.terminate_failed_joins)
+        return (
+            f"dry run: {self.idle_jobs} idle jobs; would boot {self.boot.total}, drain {drains}, "
+            f"terminate {ends}; nothing was done"
+        )
+
+
+def plan_cycle(
+    config: Config, pool: Pool, clouds: Mapping[str, Cloud], backoff: Backoff, now: datetime
+) -> CyclePlan:
+    """Everything a cycle would decide on one snapshot, without acting."""
+    snapshot = take_snapshot(pool, clouds, config)
+    joins = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
+    failed = {vm.csctl_id for vm in joins.failed()}
+    snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in failed]
+    demand = snapshot_demand(snapshot, config)
+    skipped = backoff.active(now)
+    boot_plan = plan_boot(demand, snapshot.instances, config, skipped, now, snapshot.failed_clouds)
+    return CyclePlan(
+        idle_jobs=demand.idle_jobs,
+        unservable_jobs=sum(r.jobs for r in demand.rejected),
+        terminate_failed_joins=sorted(failed),
+        boot=boot_plan,
+        retire=plan_retire(joins, demand, config, now),
+        errors=list(snapshot.errors),
+    )
+
+
+@dataclass
 class CycleResult:
     """One cycle: its summary report and what each of its steps did."""
 
@@ -143,10 +190,23 @@ def run(services: Services, metrics_file: Path | None = None) -> CycleResult:
     holds it): backoff loaded, the cycle run, backoff saved, metrics written."""
     config, now = services.config, services.now()
     key = services.signing_key("boot and command VMs")
-    with cycle_lock(services.state_dir):
-        backoff = load_backoff(services.state_dir)
-        parts = run_cycle(config, services.pool, services.clouds, key, backoff, now)
-        save_backoff(services.state_dir, backoff)
+    with state_lock(services.state_dir, "run"):
+        backoff, warnings = read_backoff(services.state_dir, now)
+        report, fixed, booted, retired = run_cycle(config, services.pool, services.clouds, key, backoff, now)
+        report.warnings = warnings + keep_backoff(services.state_dir, backoff)
         if metrics_file is not None:
-            write_metrics(metrics_file, parts[0], now)
-    return CycleResult(*parts)
+            try:
+                write_metrics(metrics_file, report, now)
+            except OSError as exc:
+                report.warnings.append(f"{metrics_file}: metrics not written ({exc.strerror or exc})")
+    return CycleResult(report, fixed, booted, retired)
+
+
+def dry_run(services: Services) -> CyclePlan:
+    """What ``run`` would do now, without taking the lock or acting: nothing is booted,
+    drained, terminated or written."""
+    config, now = services.config, services.now()
+    backoff, warnings = read_backoff(services.state_dir, now)
+    result = plan_cycle(config, services.pool, services.clouds, backoff, now)
+    result.warnings = warnings
+    return result

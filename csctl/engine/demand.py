@@ -12,7 +12,7 @@ from csctl.errors import InputError
 from csctl.model import JobGroup
 from csctl.plan.demand import Demand, compute_demand
 from csctl.plan.queue import groups_from_json
-from csctl.plan.supply import supply
+from csctl.plan.supply import snapshot_demand
 
 
 @dataclass
@@ -45,6 +45,6 @@ def demand(services: Services, from_file: Path | None = None) -> DemandResult:
     if from_file is not None:
         return DemandResult(compute_demand(read_job_file(from_file), [], config))
     snapshot = take_snapshot(services.pool, services.clouds, config)
-    result = compute_demand(snapshot.groups, supply(snapshot, config), config)
+    result = snapshot_demand(snapshot, config)
     result.warnings[:0] = snapshot.errors
     return DemandResult(result, list(snapshot.errors))

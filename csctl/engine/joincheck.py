@@ -11,11 +11,11 @@ from csctl.config import Config
 from csctl.engine.retire import terminate
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
-from csctl.engine.state import load_backoff, save_backoff, write_atomically
+from csctl.engine.state import acting, keep_backoff, read_backoff, write_atomically
 from csctl.errors import CloudError
 from csctl.model import Cloud
 from csctl.plan.backoff import Backoff
-from csctl.plan.reconcile import JoinReport, Status, VMView, reconcile
+from csctl.plan.reconcile import JoinReport, VMView, reconcile
 
 
 @dataclass
@@ -33,9 +33,9 @@ def fix_failed_joins(
     """Terminate never-joined and errored VMs after saving their console output, and count
     each failure against its image on its cloud (the boot backoff)."""
     fix = FixReport()
-    failed = [vm for vm in report.vms if vm.status in (Status.NEVER_JOINED, Status.ERROR) and vm.instance]
+    failed = []
     console_dir = config.state_dir / "console"
-    for vm in failed:
+    for vm in report.failed():
         assert vm.instance is not None
         cloud = clouds.get(vm.cloud)
         text = ""
@@ -48,9 +48,14 @@ def fix_failed_joins(
         header = f"csctl: {vm.csctl_id} on {vm.cloud}: {vm.status.value}"
         if vm.instance.fault:
             header += f" ({vm.instance.fault})"
-        write_atomically(path, f"{header}\n{text}\n".encode(), mode=0o600)
+        try:
+            write_atomically(path, f"{header}\n{text}\n".encode(), mode=0o600)
+        except OSError as exc:  # the console is the only evidence: keep the VM until it is saved
+            fix.errors.append(f"{vm.csctl_id}: console not saved ({exc.strerror or exc}); not terminated")
+            continue
         fix.consoles[vm.csctl_id] = str(path)
         backoff.fail(_image_key(vm, config), now)
+        failed.append(vm)
     fix.terminated = terminate(clouds, [vm.instance for vm in failed if vm.instance], fix.errors)
     return fix
 
@@ -72,21 +77,29 @@ class JoinCheckResult:
     report: JoinReport
     fixed: FixReport | None = None
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    would_terminate: list[str] = field(default_factory=list)  # --fix --dry-run
 
     @property
     def partial(self) -> bool:
         return bool(self.errors) or bool(self.fixed and self.fixed.errors)
 
 
-def join_check(services: Services, fix: bool = False) -> JoinCheckResult:
+def join_check(services: Services, fix: bool = False, dry_run: bool = False) -> JoinCheckResult:
     """Join every cloud's csctl VMs with the pool's startds and classify them; with ``fix``,
-    terminate the never-joined and errored ones (consoles saved, images backed off)."""
+    terminate the never-joined and errored ones (consoles saved, images backed off), or with
+    ``dry_run`` only name them."""
     config, now = services.config, services.now()
-    snapshot = take_snapshot(services.pool, services.clouds, config, jobs=False)
-    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-    result = JoinCheckResult(report, errors=list(snapshot.errors))
-    if fix:
-        backoff = load_backoff(services.state_dir)
-        result.fixed = fix_failed_joins(report, services.clouds, config, backoff, now)
-        save_backoff(services.state_dir, backoff)
+    if fix and dry_run:
+        result = join_check(services)
+        result.would_terminate = [vm.csctl_id for vm in result.report.failed()]
+        return result
+    with acting(services.state_dir, "join-check --fix", not fix):
+        snapshot = take_snapshot(services.pool, services.clouds, config, jobs=False)
+        report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
+        result = JoinCheckResult(report, errors=list(snapshot.errors))
+        if fix:
+            backoff, result.warnings = read_backoff(services.state_dir, now)
+            result.fixed = fix_failed_joins(report, services.clouds, config, backoff, now)
+            result.warnings += keep_backoff(services.state_dir, backoff)
     return result

@@ -13,12 +13,12 @@ from csctl.context.render import admin_identity
 from csctl.context.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
+from csctl.engine.state import acting
 from csctl.errors import CloudError
 from csctl.model import Cloud, DrainTarget, Instance, Pool, StartdSlot, batch_of
-from csctl.plan.demand import compute_demand
 from csctl.plan.reconcile import JoinReport, VMView, reconcile
 from csctl.plan.retire import Action, RetirePlan, plan_retire
-from csctl.plan.supply import drain_seen, supply
+from csctl.plan.supply import drain_seen, snapshot_demand
 
 log = logging.getLogger(__name__)
 COMMAND_TOKEN_SECONDS = 300
@@ -164,11 +164,13 @@ def retire(services: Services, dry_run: bool = False, force: bool = False) -> Re
     """Plan which VMs no job needs; unless ``dry_run``, drain them and terminate those whose
     own ads show no claim (``force`` also terminates busy VMs, naming each job killed)."""
     config, now = services.config, services.now()
-    snapshot = take_snapshot(services.pool, services.clouds, config)
-    needed = compute_demand(snapshot.groups, supply(snapshot, config), config)
-    report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-    result = RetireResult(plan_retire(report, needed, config, now, force=force), errors=list(snapshot.errors))
-    if not dry_run:
-        key = services.signing_key("command VMs")
-        result.done = execute_retire(result.plan, report, services.pool, services.clouds, config, key, now)
+    key = None if dry_run else services.signing_key("command VMs")
+    with acting(services.state_dir, "retire", dry_run):
+        snapshot = take_snapshot(services.pool, services.clouds, config)
+        needed = snapshot_demand(snapshot, config)
+        report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
+        plan = plan_retire(report, needed, config, now, force=force)
+        result = RetireResult(plan, errors=list(snapshot.errors))
+        if key is not None:
+            result.done = execute_retire(plan, report, services.pool, services.clouds, config, key, now)
     return result

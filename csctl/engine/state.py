@@ -1,28 +1,43 @@
 """Small local state csctl keeps between runs (written atomically, harmless to lose), and
-the lock that keeps two csctl commands from acting at once."""
+the lock that keeps two csctl commands from acting at once.
+
+Every file here is read without following a symbolic link and written through a
+temporary file and a rename. A file that is missing, unreadable or odd costs at most its
+own entries, each named in a one-line warning; it never stops a cycle.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from csctl.errors import LockHeld
-from csctl.plan.backoff import Backoff
+from csctl.errors import CsctlError, LockHeld
+from csctl.plan.backoff import Backoff, sanitized
 
 BACKOFF_FILE = "backoff.json"
 LOCK_FILE = "run.lock"
+MAX_STATE_FILE = 1 << 20  # a state file is a few KB; more is not csctl's
+MIN_FREE_BYTES = 1 << 20  # room for backoff.json, consoles and the lock's pid
+
+
+class StateError(CsctlError):
+    """The state directory cannot be used: nothing was done."""
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a
-    rename, so a reader sees the old file or the new one, never half of one."""
+    rename, so a reader sees the old file or the new one, never half of one. A symbolic
+    link at ``path`` is replaced, never followed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -37,16 +52,66 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def load_backoff(state_dir: Path) -> Backoff:
-    """The saved backoff, or an empty one when the file is missing or unreadable."""
+def read_state_file(path: Path) -> bytes | None:
+    """A state file's bytes; None when it does not exist. OSError when it is a symbolic
+    link, not a regular file, or larger than any file csctl writes."""
     try:
-        raw: Any = json.loads((state_dir / BACKOFF_FILE).read_text())
-        return Backoff(
-            failures={str(k): int(v) for k, v in raw["failures"].items()},
-            until={str(k): datetime.fromisoformat(v) for k, v in raw["until"].items()},
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return Backoff()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(f"{path} is a symbolic link") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = f.read(MAX_STATE_FILE + 1)
+    if len(data) > MAX_STATE_FILE:
+        raise OSError(f"{path} is larger than {MAX_STATE_FILE} bytes")
+    return data
+
+
+def read_backoff(state_dir: Path, now: datetime) -> tuple[Backoff, list[str]]:
+    """The saved backoff, with one warning per problem: an unreadable file gives an empty
+    backoff, odd entries are dropped or clamped (see ``plan.backoff.sanitized``)."""
+    path = state_dir / BACKOFF_FILE
+    try:
+        data = read_state_file(path)
+        if data is None:
+            return Backoff(), []
+        raw: Any = json.loads(data)
+        failures, until, problems = _backoff_entries(raw)
+    except (OSError, ValueError, TypeError) as exc:
+        return Backoff(), [f"{path}: ignored, cannot be read ({exc})"]
+    backoff, clamped = sanitized(failures, until, now)
+    return backoff, [f"{path}: {p}" for p in problems + clamped]
+
+
+def _backoff_entries(raw: Any) -> tuple[dict[str, object], dict[str, datetime], list[str]]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("failures"), dict):
+        raise ValueError("not a csctl backoff file")
+    until_raw = raw.get("until")
+    if not isinstance(until_raw, dict):
+        raise ValueError("not a csctl backoff file")
+    problems: list[str] = []
+    until: dict[str, datetime] = {}
+    for key, text in until_raw.items():
+        try:
+            when = datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            problems.append(f"skip of {key!r} has no valid time: ignored")
+            continue
+        if when.tzinfo is None:
+            problems.append(f"skip of {key!r} has no time zone: read as UTC")
+            when = when.replace(tzinfo=UTC)
+        until[str(key)] = when
+    return {str(k): v for k, v in raw["failures"].items()}, until, problems
+
+
+def load_backoff(state_dir: Path) -> Backoff:
+    """The saved backoff as ``read_backoff`` reads it now, without its warnings."""
+    return read_backoff(state_dir, datetime.now(UTC))[0]
 
 
 def save_backoff(state_dir: Path, backoff: Backoff) -> None:
@@ -58,23 +123,72 @@ def save_backoff(state_dir: Path, backoff: Backoff) -> None:
     write_atomically(state_dir / BACKOFF_FILE, json.dumps(data, indent=1).encode())
 
 
+def check_state_dir(state_dir: Path) -> None:
+    """Make sure csctl can keep its state before it acts: the directory exists (created
+    0700 if missing), is a directory, takes a new file, and has room. StateError says
+    which of these failed."""
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not state_dir.is_dir():
+            raise StateError(f"state directory {state_dir}: not a directory")
+        fd, probe = tempfile.mkstemp(dir=state_dir, prefix=".csctl-probe.")
+        os.close(fd)
+        os.unlink(probe)
+        vfs = os.statvfs(state_dir)
+    except OSError as exc:
+        raise StateError(
+            f"state directory {state_dir}: not usable ({exc.strerror or exc}); nothing was done",
+            hint="give csctl a writable state_dir in the configuration",
+        ) from None
+    if vfs.f_bavail * vfs.f_frsize < MIN_FREE_BYTES:
+        raise StateError(
+            f"state directory {state_dir}: file system full; nothing was done",
+            hint="free space there, or point state_dir elsewhere",
+        )
+
+
 @contextmanager
-def cycle_lock(state_dir: Path) -> Iterator[None]:
-    """Hold STATE_DIR/run.lock for the cycle; LockHeld at once if another csctl holds it."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+def state_lock(state_dir: Path, command: str = "run") -> Iterator[None]:
+    """Hold STATE_DIR/run.lock while ``command`` acts; LockHeld at once, naming the holder's
+    command and pid, if another csctl holds it. The state directory is checked first."""
+    check_state_dir(state_dir)
     path = state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot open the lock ({exc.strerror or exc}); nothing was done") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").split() or ["?"]
+            who = f"csctl {holder[1]}" if len(holder) > 1 else "csctl"
             raise LockHeld(
-                f"another csctl run holds {path} (pid {holder})",
-                hint="cycles must not overlap; this one exits without acting",
+                f"another {who} holds {path} (pid {holder[0]})",
+                hint="csctl commands that act must not overlap; this one exits without acting",
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock, also when the process dies
+
+
+def cycle_lock(state_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The lock as ``csctl run`` takes it."""
+    return state_lock(state_dir, "run")
+
+
+def acting(state_dir: Path, command: str, dry_run: bool) -> contextlib.AbstractContextManager[None]:
+    """The lock for a command that acts; nothing for a dry run, which only reads."""
+    return contextlib.nullcontext() if dry_run else state_lock(state_dir, command)
+
+
+def keep_backoff(state_dir: Path, backoff: Backoff) -> list[str]:
+    """Save the backoff after acting: a failure to save is a warning, never an exception,
+    so the report of what was done is not lost (the next cycle merely retries sooner)."""
+    try:
+        save_backoff(state_dir, backoff)
+    except OSError as exc:
+        return [f"{state_dir / BACKOFF_FILE}: not saved ({exc.strerror or exc}); failures are forgotten"]
+    return []

@@ -5,11 +5,21 @@ Pure bookkeeping; the engine loads and saves it (``csctl/engine/state.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-BASE_DELAY = timedelta(minutes=2)
+# Longer than cron's five-minute cycle, so a cloud that failed sits out the next cycle.
+BASE_DELAY = timedelta(minutes=7)
 MAX_DELAY = timedelta(hours=2)
+# Past this many failures in a row the delay stays at MAX_DELAY; counts are kept no higher.
+MAX_FAILURES = 16
+
+
+def delay_after(failures: int) -> timedelta:
+    """How long a key is skipped after ``failures`` failures in a row."""
+    n = min(max(failures, 1), MAX_FAILURES)
+    return min(BASE_DELAY * (1 << (n - 1)), MAX_DELAY)
 
 
 @dataclass
@@ -25,10 +35,9 @@ class Backoff:
 
     def fail(self, key: str, now: datetime) -> datetime:
         """Count a failure of ``key``; return until when it is skipped."""
-        n = self.failures.get(key, 0) + 1
+        n = min(self.failures.get(key, 0) + 1, MAX_FAILURES)
         self.failures[key] = n
-        delay = min(BASE_DELAY * 2 ** (n - 1), MAX_DELAY)
-        self.until[key] = now + delay
+        self.until[key] = now + delay_after(n)
         return self.until[key]
 
     def succeed(self, key: str) -> None:
@@ -39,3 +48,28 @@ class Backoff:
     def active(self, now: datetime) -> dict[str, datetime]:
         """Keys still backed off at ``now``."""
         return {k: t for k, t in self.until.items() if t > now}
+
+
+def sanitized(
+    failures: Mapping[str, object], until: Mapping[str, datetime], now: datetime
+) -> tuple[Backoff, list[str]]:
+    """A Backoff from entries read back from disk, which anyone may have edited: counts
+    that are not small non-negative integers are dropped, counts above MAX_FAILURES and
+    skips reaching past ``now + MAX_DELAY`` are clamped. Returns one line per entry
+    changed, naming it."""
+    problems: list[str] = []
+    backoff = Backoff()
+    for key, count in failures.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            problems.append(f"failure count of {key!r} is not a count: ignored")
+            continue
+        if count > MAX_FAILURES:
+            problems.append(f"failure count of {key!r} clamped to {MAX_FAILURES}")
+        backoff.failures[key] = min(count, MAX_FAILURES)
+    latest = now + MAX_DELAY
+    for key, when in until.items():
+        if when > latest:
+            problems.append(f"skip of {key!r} until {when.isoformat()} clamped to {MAX_DELAY}")
+            when = latest
+        backoff.until[key] = when
+    return backoff, problems

@@ -68,6 +68,11 @@ class JoinReport:
     def count(self, status: Status) -> int:
         return sum(1 for vm in self.vms if vm.status is status)
 
+    def failed(self) -> list[VMView]:
+        """VMs ``join-check --fix`` terminates: never joined in time, or broken in their
+        cloud, and listed by it."""
+        return [vm for vm in self.vms if vm.status in (Status.NEVER_JOINED, Status.ERROR) and vm.instance]
+
 
 def _joined_status(slots: Sequence[StartdSlot]) -> Status:
     if any(s.draining for s in slots):

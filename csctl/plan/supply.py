@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from csctl.config import Config
 from csctl.model import Instance, Snapshot, StartdSlot, SupplyVM, VMState
+from csctl.plan.demand import Demand, compute_demand
 from csctl.plan.matching import KB_PER_GB
 
 
@@ -57,3 +58,9 @@ def booting_supply(
 def supply(snapshot: Snapshot, config: Config) -> list[SupplyVM]:
     """All room csctl already has: free room on joined VMs plus VMs still booting."""
     return supply_from_slots(snapshot.slots) + booting_supply(snapshot.instances, snapshot.slots, config)
+
+
+def snapshot_demand(snapshot: Snapshot, config: Config) -> Demand:
+    """What the snapshot's idle jobs need after all the room csctl already has: the one
+    demand every command (demand, boot, retire, run) plans from."""
+    return compute_demand(snapshot.groups, supply(snapshot, config), config)

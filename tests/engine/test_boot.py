@@ -119,8 +119,9 @@ def test_a_rejected_image_is_backed_off_not_its_sibling_of_the_same_type(ec2, se
 
 def test_backoff_grows_and_a_success_resets_it(tmp_path):
     backoff = Backoff()
-    assert backoff.fail("c", NOW) == NOW + timedelta(minutes=2)
-    assert backoff.fail("c", NOW) == NOW + timedelta(minutes=4)
+    # a first failure sits out the next five-minute cron cycle, and the wait doubles
+    assert backoff.fail("c", NOW) == NOW + timedelta(minutes=7)
+    assert backoff.fail("c", NOW) == NOW + timedelta(minutes=14)
     for _ in range(10):
         last = backoff.fail("c", NOW)
     assert last == NOW + timedelta(hours=2)
