@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import stat
 import time
@@ -22,15 +23,10 @@ from click.testing import CliRunner
 from csctl.cli import cli
 from csctl.errors import CsctlError, InputError
 from csctl.proxy import IssueOptions, NewProxy, load_credential, make_proxy, proxy_file_bytes, write_private
-from csctl.proxy.refresh import (
-    JobGone,
-    Outcome,
-    apply_refresh,
-    parse_threshold,
-    plan_refresh,
-    pool_schedds,
-    refresh_jobs,
-)
+from csctl.proxy.issuer import Issuer
+from csctl.proxy.jobs import Outcome, parse_threshold, plan_refresh
+from csctl.proxy.refresh import RefreshSettings, apply_refresh, refresh_jobs
+from csctl.proxy.schedd import JobGone, pool_schedds
 from tests.proxy.pki import Pki, alice, pki  # noqa: F401  (fixtures)
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -73,6 +69,31 @@ def test_bad_threshold(text: str) -> None:
     with pytest.raises(InputError) as raised:
         parse_threshold(text)
     assert raised.value.message == f"--threshold: expected a duration such as 6h, 90m or 1d, got {text!r}"
+
+
+def test_settings_default_to_the_invoking_user_and_six_hours(tmp_path: Path) -> None:
+    issuer = Issuer(tmp_path / "c", tmp_path / "k", IssueOptions(), lambda: b"", None)
+    settings = RefreshSettings.resolve(issuer)
+    assert settings == RefreshSettings(issuer, pwd.getpwuid(os.getuid()).pw_name, timedelta(hours=6))
+    assert (settings.bits, settings.out, settings.dry_run) == (2048, None, False)
+    given = RefreshSettings.resolve(
+        issuer, owner="bob", threshold="1h30m", bits=4096, out=tmp_path / "p", dry_run=True
+    )
+    assert given == RefreshSettings(issuer, "bob", timedelta(minutes=90), 4096, tmp_path / "p", True)
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        ({"owner": "bob smith"}, "--owner: not a user name: 'bob smith'"),
+        ({"threshold": "6 h"}, "--threshold: expected a duration such as 6h, 90m or 1d, got '6 h'"),
+    ],
+)
+def test_settings_refuse_bad_words(tmp_path: Path, words: dict[str, str], message: str) -> None:
+    issuer = Issuer(tmp_path / "c", tmp_path / "k", IssueOptions(), lambda: b"", None)
+    with pytest.raises(InputError) as raised:
+        RefreshSettings.resolve(issuer, **words)  # type: ignore[arg-type]
+    assert raised.value.message == message
 
 
 # --------------------------------------------------------------------------- apply, in memory
