@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from csctl.cli.app import Application, json_option, pass_app
-from csctl.errors import InputError
 
-SECONDS = click.FloatRange(min=0, min_open=True)
+if TYPE_CHECKING:
+    from csctl.console import Console
+    from csctl.plan.imagetest import ImageTestReport, ImageTestResults, PhaseEvent
+
 MARKS = {"passed": "ok", "failed": "FAILED", "skipped": "-", "pending": "", "active": "..."}
+OK = {None: "", True: "ok", False: "MISMATCH"}
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _timeout(name: str, default: int, text: str) -> Callable[[F], F]:
-    return click.option(name, type=SECONDS, default=default, show_default=True, help=text)
+_timeout = functools.partial(click.option, type=click.FloatRange(min=0, min_open=True), show_default=True)
 
 
 @click.command("image-test")
@@ -28,14 +29,14 @@ def _timeout(name: str, default: int, text: str) -> Callable[[F], F]:
 @click.option("--image", help="Image to test instead of a type's (needs --flavor; nothing is promised).")
 @click.option("--flavor", help="Flavor or instance type for --image.")
 @click.option("--probe-script", type=click.Path(path_type=Path), help="Site check run by the probe job.")
-@_timeout("--boot-timeout", 600, "Seconds for the cloud to run the VM.")
-@_timeout("--join-timeout", 900, "Seconds for the VM to join the pool.")
-@_timeout("--job-timeout", 600, "Seconds for the probe job to match, and again to finish.")
-@_timeout("--drain-timeout", 300, "Seconds to drain the VM, and again to terminate it.")
+@_timeout("--boot-timeout", default=600, help="Seconds for the cloud to run the VM.")
+@_timeout("--join-timeout", default=900, help="Seconds for the VM to join the pool.")
+@_timeout("--job-timeout", default=600, help="Seconds for the probe job to match, and again to finish.")
+@_timeout("--drain-timeout", default=300, help="Seconds to drain the VM, and again to terminate it.")
 @click.option("--keep", is_flag=True, help="Leave the VM (and a failed probe job) for debugging.")
 @json_option
 @pass_app
-def command(app: Application, vm_types: tuple[str, ...], probe_script: Path | None, **opts: Any) -> None:
+def command(app: Application, cloud: str, vm_types: tuple[str, ...], keep: bool, **opts: Any) -> None:
     """Test an image before production: boot one VM with csctl's real contextualization
     and follow it: requested, running in the cloud, joined the pool, probe job matched,
     probe job finished, drained, terminated. The probe job runs on that VM only, as this
@@ -52,77 +53,53 @@ def command(app: Application, vm_types: tuple[str, ...], probe_script: Path | No
       csctl image-test --cloud FGHotel --type pandacernvm --probe-script cvmfs-check.sh
       csctl --json image-test --cloud Hermes --image ami-00000043 --flavor c1.xlarge
     """
-    from csctl.engine import imagetest as it
+    from csctl.engine.imagetest import Timeouts, image_test
 
-    config = app.config
-    specs = it.image_test_specs(config, opts["cloud"], vm_types, opts["image"], opts["flavor"])
-    site_script = None
-    if probe_script is not None:
-        try:
-            site_script = probe_script.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{probe_script}: cannot read probe script: {exc.strerror}") from None
-    key = app.signing_key("boot VMs")
-    timeouts = it.Timeouts(
-        opts["boot_timeout"], opts["join_timeout"], opts["job_timeout"], opts["drain_timeout"]
-    )
-    clouds = {opts["cloud"]: app.clouds()[opts["cloud"]]}
-    from csctl.pool.probes import ScheddProbeQueue
-
-    pool = app.pool()
-    probes = ScheddProbeQueue(pool)
-    with _Progress(app, [s.label for s in specs]) as progress:
-        reports = it.run_image_tests(
-            specs, config, clouds, pool, probes, key, timeouts=timeouts, keep=opts["keep"],
-            site_script=site_script, progress=progress,
+    timeouts = Timeouts(*(opts[f"{phase}_timeout"] for phase in ("boot", "join", "job", "drain")))
+    with _progress(app.console) as progress:
+        results = image_test(
+            app.services, cloud, vm_types, opts["image"], opts["flavor"],
+            probe_script=opts["probe_script"], timeouts=timeouts, keep=keep, progress=progress,
         )  # fmt: skip
-    _render(app, reports)
-    code = it.overall_exit_code(reports)
-    if code:
-        raise click.exceptions.Exit(code)
+    _render(app.console, results)
+    if results.exit_code:
+        raise click.exceptions.Exit(results.exit_code)
 
 
-class _Progress:
+@contextmanager
+def _progress(console: Console) -> Iterator[Callable[[PhaseEvent], None]]:
     """Phases as they happen, on stderr: a live table on a terminal, else one line per change."""
+    cells: dict[tuple[str, Any], tuple[str, float, float]] = {}  # (test, phase) -> state, since, seconds
+    quiet = console.verbosity < 0
+    live = console.err.is_terminal and not quiet
 
-    def __init__(self, app: Application, labels: list[str]) -> None:
-        self.err, self.quiet = app.console.err, app.console.verbosity < 0
-        self.cells: dict[str, dict[Any, tuple[str, float, float]]] = {label: {} for label in labels}
-        self.live: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.err.is_terminal and not self.quiet:
-            from rich.live import Live
-
-            self.live = Live(console=self.err, get_renderable=self._table, transient=True)
-            self.live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.stop()
-
-    def __call__(self, event: Any) -> None:
+    def show(event: PhaseEvent) -> None:
         state = event.state.value
-        self.cells[event.label] = {
-            **self.cells[event.label],
-            event.phase: (state, time.monotonic(), event.seconds),
-        }
-        if self.live is None and not self.quiet:
+        cells[event.label, event.phase] = (state, time.monotonic(), event.seconds)
+        if not live and not quiet:
             shown = "..." if state == "active" else f"{state} ({event.seconds:g} s)"
             detail = f": {event.detail}" if state == "failed" else ""
-            self.err.print(f"{event.label}: {event.phase.label}: {shown}{detail}", markup=False)
+            console.err.print(f"{event.label}: {event.phase.label}: {shown}{detail}", markup=False)
 
-    def _table(self) -> Any:
-        from rich.table import Table
+    if not live:
+        yield show
+        return
+    from rich.live import Live
 
-        from csctl.engine.imagetest import Phase
+    with Live(console=console.err, get_renderable=lambda: _table(cells), transient=True):
+        yield show
 
-        table = Table("test", *(p.label for p in Phase), box=None)
-        for label, phases in list(self.cells.items()):
-            row = [phases.get(p, ("pending", 0.0, 0.0)) for p in Phase]
-            table.add_row(label, *(_cell(state, since, seconds) for state, since, seconds in row))
-        return table
+
+def _table(cells: dict[tuple[str, Any], tuple[str, float, float]]) -> Any:
+    from rich.table import Table
+
+    from csctl.plan.imagetest import Phase
+
+    table = Table("test", *(p.label for p in Phase), box=None)
+    for label in dict.fromkeys(label for label, _ in list(cells)):  # a test's row from its first event
+        row = [cells.get((label, p), ("pending", 0.0, 0.0)) for p in Phase]
+        table.add_row(label, *(_cell(state, since, seconds) for state, since, seconds in row))
+    return table
 
 
 def _cell(state: str, since: float, seconds: float) -> str:
@@ -131,33 +108,22 @@ def _cell(state: str, since: float, seconds: float) -> str:
     return f"{MARKS[state]} {seconds:.0f}s" if state in ("passed", "failed") else MARKS[state]
 
 
-def _render(app: Application, reports: list[Any]) -> None:
-    console = app.console
+def _render(console: Console, results: ImageTestResults) -> None:
     if console.json_output:
-        from csctl.engine.imagetest import SCHEMA, overall_exit_code
-
-        results = [r.as_dict() for r in reports]
-        console.print_json({"schema": SCHEMA, "exit_code": overall_exit_code(reports), "results": results})
+        console.print_json(results.as_dict())
     else:
-        phases = [
-            (r.label, p.phase.label, MARKS[p.state.value], p.seconds, p.detail)
-            for r in reports
-            for p in r.phases
-        ]
+        phases = [(r.label, p.phase.label, MARKS[p.state.value], p.seconds, p.detail)
+                  for r in results.reports for p in r.phases]  # fmt: skip
         console.table("image test", ["test", "phase", "result", "seconds", "detail"], phases)
-        checks = [(r.label, c.resource, c.promised, c.advertised, c.detected, _ok(c.ok), c.note)
-                  for r in reports for c in r.checks]  # fmt: skip
+        checks = [(r.label, c.resource, c.promised, c.advertised, c.detected, OK[c.ok], c.note)
+                  for r in results.reports for c in r.checks]  # fmt: skip
         if checks:
             console.table("resources", ["test", "", "promised", "startd", "detected", "", "note"], checks)
-    for r in reports:
-        _outcome(app.console, r)
+    for r in results.reports:
+        _outcome(console, r)
 
 
-def _ok(ok: bool | None) -> str:
-    return "" if ok is None else "ok" if ok else "MISMATCH"
-
-
-def _outcome(console: Any, r: Any) -> None:
+def _outcome(console: Console, r: ImageTestReport) -> None:
     if r.probe is not None and r.probe.site_output and (r.exit_code or not console.json_output):
         console.info(f"{r.label}: probe script output (exit {r.probe.site_exit}):\n{r.probe.site_output}")
     if r.console is not None:  # part of the error: shown even with --quiet

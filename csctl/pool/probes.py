@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from csctl.engine.imagetest import ProbeJob, ProbeStatus
 from csctl.errors import PoolUnreachable
+from csctl.model import ProbeJob, ProbeStatus
 from csctl.pool.htcondor import HTCondorPool
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ class ScheddProbeQueue:
         (workdir / "csctl-probe.sh").write_text(job.script)
         (workdir / "csctl-probe.sh").chmod(0o755)
         description = {
-            **job.description(),
+            **job.description,
             "executable": str(workdir / "csctl-probe.sh"),
             "initialdir": str(workdir),
             "output": "probe.out",

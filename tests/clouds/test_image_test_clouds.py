@@ -9,7 +9,8 @@ import pytest
 
 from csctl.clouds.registry import make_cloud
 from csctl.context.tokens import read_signing_key
-from csctl.engine.imagetest import Phase, Timeouts, image_test_specs, run_image_test
+from csctl.engine.imagetest import run_image_test
+from csctl.plan.imagetest import Phase, Timeouts, image_test_specs
 from csctl.pool.htcondor import HTCondorPool
 from csctl.pool.probes import ScheddProbeQueue
 from testbed.vm_player import VMPlayer, ec2_vms, nova_vms
