@@ -184,9 +184,3 @@ def test_site_template(tmp_path):
     with pytest.raises(CsctlError) as info:
         render_user_data(config, BATCH, KEY, NOW)
     assert info.value.message == f"{template}: bad placeholder in user-data template: 'nonsense'"
-
-
-def test_not_cloud_config():
-    with pytest.raises(CsctlError) as info:
-        parse_user_data(b"#!/bin/sh\necho hi\n")
-    assert info.value.message == "user-data is not a #cloud-config document"
