@@ -1,53 +1,75 @@
 """One look at the world: the pool's idle jobs and slots, and every cloud's instances.
 
 Each command rebuilds this from scratch (csctl keeps no database): one schedd query
-per schedd, one collector query, one list call per cloud, clouds in parallel.
+per schedd, one collector query, one list call per cloud. All of them are asked at
+once, each in its own thread (the htcondor bindings and the cloud SDKs wait on the
+network without holding the GIL), so a snapshot takes as long as its slowest answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from csctl.config import Config
 from csctl.errors import CloudError
-from csctl.model import Cloud, Instance, Pool, Snapshot
+from csctl.model import Cloud, Instance, Pool, QueueSnapshot, Snapshot, StartdSlot
+
+# Threads of one snapshot: the pool's two queries and one per cloud, up to this many
+MAX_WORKERS = 16
+
+
+def _listing(cloud: Cloud, pool_name: str) -> list[Instance] | str:
+    """The cloud's csctl instances, or its error message."""
+    try:
+        return cloud.list_instances(pool_name)
+    except CloudError as exc:
+        return exc.message
+
+
+def _gather(listings: Mapping[str, Future[list[Instance] | str]]) -> tuple[list[Instance], dict[str, str]]:
+    instances: list[Instance] = []
+    errors: dict[str, str] = {}
+    for name, future in listings.items():
+        result = future.result()
+        if isinstance(result, str):
+            errors[name] = result
+        else:
+            instances += result
+    return instances, errors
 
 
 def list_clouds(clouds: Mapping[str, Cloud], pool_name: str) -> tuple[list[Instance], dict[str, str]]:
     """Every cloud's csctl instances, clouds listed in parallel; errors per failed cloud."""
-
-    def one(name: str) -> tuple[str, list[Instance] | str]:
-        try:
-            return name, clouds[name].list_instances(pool_name)
-        except CloudError as exc:
-            return name, exc.message
-
-    instances: list[Instance] = []
-    errors: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, len(clouds))) as executor:
-        for name, result in executor.map(one, list(clouds)):
-            if isinstance(result, str):
-                errors[name] = result
-            else:
-                instances += result
-    return instances, errors
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(clouds)))) as executor:
+        return _gather({name: executor.submit(_listing, cloud, pool_name) for name, cloud in clouds.items()})
 
 
 def take_snapshot(
     pool: Pool | None, clouds: Mapping[str, Cloud], config: Config, jobs: bool = True
 ) -> Snapshot:
     """The pool's idle jobs (if ``jobs``) and csctl slots (both skipped when ``pool`` is
-    None) and every cloud's instances. The pool is read while the clouds are listed."""
-    snapshot = Snapshot()
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        listing = executor.submit(list_clouds, clouds, config.pool.name)
+    None) and every cloud's instances, all asked at once.
+
+    A cloud that fails is named in ``errors`` and ``failed_clouds``; a schedd that fails,
+    in ``errors``. PoolUnreachable from the pool is raised once every query has ended,
+    the idle jobs' before the slots'.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(clouds) + 2))) as executor:
+        queue: Future[QueueSnapshot] | None = None
+        slots: Future[list[StartdSlot]] | None = None
         if pool is not None:
-            if jobs:
-                queue = pool.idle_jobs()
-                snapshot.groups, snapshot.errors = queue.groups, list(queue.errors)
-            snapshot.slots = pool.csctl_slots()
-        snapshot.instances, cloud_errors = listing.result()
+            queue = executor.submit(pool.idle_jobs) if jobs else None
+            slots = executor.submit(pool.csctl_slots)
+        name = config.pool.name
+        listings = {cloud: executor.submit(_listing, clouds[cloud], name) for cloud in clouds}
+    snapshot = Snapshot()
+    if queue is not None:
+        idle = queue.result()
+        snapshot.groups, snapshot.errors = idle.groups, list(idle.errors)
+    if slots is not None:
+        snapshot.slots = slots.result()
+    snapshot.instances, cloud_errors = _gather(listings)
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)
     return snapshot

@@ -7,6 +7,7 @@ import os
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
 from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
 
 log = logging.getLogger(__name__)
+
+# Schedds queried at once by idle_jobs; a pool with more waits for a free thread
+MAX_SCHEDD_QUERIES = 8
 
 SLOT_PROJECTION = [
     "Name",
@@ -84,23 +88,36 @@ class HTCondorPool:
         return [ad for _, ad in found]
 
     def idle_jobs(self) -> QueueSnapshot:
-        """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``."""
+        """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``.
+
+        The schedds are asked at once (the bindings release the GIL while they wait), so
+        this takes as long as the slowest schedd; results keep the collector's order.
+        """
         schedd_ads = self.schedd_ads()
         if not schedd_ads:
             raise PoolUnreachable(f"collector {self.config.collector} knows no schedd")
         snapshot = QueueSnapshot(groups=[], schedds=[])
-        for ad in schedd_ads:
-            name = str(ad.get("Name", "?"))
-            try:
-                snapshot.groups.extend(self._grouped(self.htcondor.Schedd(ad), name))
-            except self.htcondor.HTCondorException as exc:
-                log.debug("schedd %s failed", name, exc_info=True)
-                snapshot.errors.append(f"schedd {name}: {exc}")
-                continue
-            snapshot.schedds.append(name)
+        workers = min(MAX_SCHEDD_QUERIES, len(schedd_ads))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-schedd") as executor:
+            answers = list(executor.map(self._one_schedd, schedd_ads))
+        for name, answer in answers:
+            if isinstance(answer, str):
+                snapshot.errors.append(f"schedd {name}: {answer}")
+            else:
+                snapshot.groups.extend(answer)
+                snapshot.schedds.append(name)
         if not snapshot.schedds:
             raise PoolUnreachable("; ".join(snapshot.errors))
         return snapshot
+
+    def _one_schedd(self, ad: Any) -> tuple[str, list[JobGroup] | str]:
+        """The schedd's name and its idle jobs, or its error message."""
+        name = str(ad.get("Name", "?"))
+        try:
+            return name, self._grouped(self.htcondor.Schedd(ad), name)
+        except self.htcondor.HTCondorException as exc:
+            log.debug("schedd %s failed", name, exc_info=True)
+            return name, str(exc)
 
     def _grouped(self, schedd: Any, name: str) -> list[JobGroup]:
         """The schedd's idle jobs as autoclusters over csctl's significant attributes.
