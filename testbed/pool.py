@@ -43,6 +43,7 @@ POOL_NAME = "csctl-testbed"  # also the trust, UID and filesystem domain
 COLLECTOR = "127.0.0.1:9618"
 STATE_DIR = "/var/lib/csctl-testbed"  # daemons' LOCAL_DIRs, inside the chroot
 STARTDS_DIR = f"{STATE_DIR}/startds"
+SCHEDDS_DIR = f"{STATE_DIR}/schedds"  # extra schedds (opt-in, for benchmarks)
 POOL_CONFIG = "/etc/condor/condor_config"  # Debian's; it reads config.d/
 SIGNING_KEY = "/etc/condor/passwords.d/POOL"
 CONDOR_DIRS = ("log", "spool", "execute", "lock", "run")
@@ -122,6 +123,27 @@ KILL = False
 WANT_SUSPEND = False
 # Benchmarks hold up a peaceful shutdown for ~10 s and tell tests nothing.
 RunBenchmarks = False
+"""
+
+
+# An extra schedd: a second condor_master with a schedd only, its own name, LOCAL_DIR
+# (spool, job queue) and port. It advertises to the pool's collector with FS, as the
+# pool's own schedd does, and checks host clients' IDTOKENs against the pool key.
+SCHEDD_BASE_CONFIG = """\
+RELEASE_DIR = /usr
+BIN = /usr/bin
+SBIN = /usr/sbin
+LIBEXEC = /usr/libexec/condor
+LOCAL_DIR = {local_dir}
+ETC = $(LOCAL_DIR)
+{dirs}
+SEC_PASSWORD_DIRECTORY = /etc/condor/passwords.d
+DAEMON_LIST = MASTER, SCHEDD
+MASTER_NAME = {name}
+SCHEDD_NAME = {name}
+USE_SHARED_PORT = False
+SEC_USE_FAMILY_SESSION = False
+SCHEDD_INTERVAL = 5
 """
 
 
@@ -625,6 +647,59 @@ def start_startd(name: str, extra_config: str = "", base: str | os.PathLike[str]
     p.host(f"{local_dir}/condor_config").write_text(text)
     pid = start_master(p, f"{local_dir}/condor_config", f"{local_dir}/run/master.pid")
     return Startd(p, name, local_dir, pid)
+
+
+# ---------------------------------------------------------------- extra schedds (opt-in)
+
+
+class Schedd(Startd):
+    """An extra condor_master + condor_schedd in the chroot (see :func:`start_schedd`).
+
+    ``shut_down`` (SIGTERM) withdraws its ad from the collector; its jobs stay in its
+    own spool until :func:`start_schedd` makes a fresh LOCAL_DIR.
+    """
+
+
+def running_schedds(p: Paths) -> list[str]:
+    """Names of the extra schedds whose condor_master runs."""
+    ours = pids_in_root(p)
+    names = []
+    for pidfile in sorted(p.host(SCHEDDS_DIR).glob("*/run/master.pid")):
+        with contextlib.suppress(OSError, ValueError):
+            if int(pidfile.read_text()) in ours:
+                names.append(pidfile.parent.parent.name)
+    return names
+
+
+def start_schedd(name: str, base: str | os.PathLike[str] | None = None) -> Schedd:
+    """Start an extra schedd named *name* next to the pool's own (which stays as it is).
+
+    For benchmarks with several schedds; the tests' pool has one schedd, so stop it
+    (``shut_down``, or :func:`stop_schedds`) before releasing the session lock. The pool
+    must be up; the schedd's ad appears in the collector a few seconds later.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"schedd name {name!r}: use letters, digits, '_', '.', '-'")
+    p = paths(base)
+    if name in running_schedds(p):
+        raise RuntimeError(f"schedd {name} is already running")
+    local_dir = f"{SCHEDDS_DIR}/{name}"
+    dirs = make_local_dir(p, local_dir)
+    text = SCHEDD_BASE_CONFIG.format(local_dir=local_dir, name=name, dirs=dirs)
+    p.host(f"{local_dir}/condor_config").write_text(
+        f"# Written by testbed/pool.py for schedd {name}\n{COMMON_CONFIG}{text}"
+    )
+    pid = start_master(p, f"{local_dir}/condor_config", f"{local_dir}/run/master.pid")
+    return Schedd(p, name, local_dir, pid)
+
+
+def stop_schedds(base: str | os.PathLike[str] | None = None) -> None:
+    """Shut down every extra schedd (their ads leave the collector); the pool's stays."""
+    p = paths(base)
+    for name in running_schedds(p):
+        local_dir = f"{SCHEDDS_DIR}/{name}"
+        pid = int(p.host(f"{local_dir}/run/master.pid").read_text())
+        Schedd(p, name, local_dir, pid).shut_down()
 
 
 # ---------------------------------------------------------------- command line
