@@ -58,10 +58,11 @@ def test_each_error_carries_its_exit_code(error, code):
 
 
 def test_lock_held_exits_with_the_code_run_documents():
-    documented = re.search(r"exits at once \(code (\d+)\)", run_command.help or "")
+    text = " ".join((run_command.help or "").split())  # as wrapped for any width
+    documented = re.search(r"exits at once \(code (\d+)\)", text)
     assert documented, "csctl run --help no longer says the code of a held lock"
     assert LockHeld("x").exit_code == int(documented.group(1))
-    partial = re.search(r"(\d+) when some cloud or schedd failed", run_command.help or "")
+    partial = re.search(r"(\d+) when some cloud or schedd failed", text)
     assert partial and int(partial.group(1)) == ExitCode.PARTIAL
 
 
