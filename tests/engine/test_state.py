@@ -21,6 +21,7 @@ from csctl.engine.state import (
 )
 from csctl.errors import ExitCode, LockHeld
 from csctl.plan.backoff import Backoff
+from tests.lock_holder import HOLDER, lock_held
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -123,34 +124,13 @@ def test_an_unreadable_backoff_time_does_not_stop_loading(tmp_path):
     assert load_backoff(tmp_path).until == {}  # never an exception: the next cycle just retries sooner
 
 
-HOLDER = """
-import sys
-from pathlib import Path
-from csctl.engine.state import cycle_lock
-
-with cycle_lock(Path(sys.argv[1])):
-    print("held", flush=True)
-    sys.stdin.read()  # hold the lock until the test closes our stdin
-"""
-
-
 def test_a_second_csctl_gets_lock_held_naming_the_holder(tmp_path):
     state = tmp_path / "state"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(state)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with lock_held(state) as pid:  # a real second process
         with pytest.raises(LockHeld) as info, cycle_lock(state):
             pytest.fail("the lock was taken twice")
-        assert info.value.message == f"another csctl run holds {state / LOCK_FILE} (pid {holder.pid})"
+        assert info.value.message == f"another csctl run holds {state / LOCK_FILE} (pid {pid})"
         assert info.value.exit_code == ExitCode.LOCKED
-    finally:
-        holder.communicate("", timeout=30)  # closing stdin ends the holder
-    assert holder.returncode == 0
     with cycle_lock(state):  # released with the holder's process
         assert (state / LOCK_FILE).read_text().split()[0] == str(os.getpid())
 
@@ -158,7 +138,10 @@ def test_a_second_csctl_gets_lock_held_naming_the_holder(tmp_path):
 def test_a_holder_killed_mid_cycle_releases_the_lock(tmp_path):
     state = tmp_path / "state"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(state), "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     holder.kill()
