@@ -51,7 +51,9 @@ def known_drivers() -> dict[str, str]:
 
 def driver_module(name: str) -> ModuleType:
     """Import the module of driver ``name``; ConfigError naming the known drivers if unknown."""
-    drivers = known_drivers()
+    # A built-in wins over a plugin of its name anyway: no need to scan every installed
+    # distribution's entry points (a good part of a command's start-up) to find it.
+    drivers = BUILTIN_DRIVERS if name in BUILTIN_DRIVERS else known_drivers()
     if name not in drivers:
         known = ", ".join(sorted(drivers))
         raise ConfigError([f'unknown driver "{name}" (known: {known})'])
