@@ -169,8 +169,14 @@ def many_schedds(per_schedd: int, env: dict[str, str], demand: list[str]) -> tup
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="csctl demand against bare schedd queries")
     parser.add_argument("--per-schedd", type=int, default=PER_SCHEDD, help="jobs per schedd, 4 schedds")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",") if n],
+        default=list(SIZES),
+        help="one-schedd sizes, comma-separated, ascending ('' skips them)",
+    )
     args = parser.parse_args()
     p = pool.paths()
     p.run.mkdir(parents=True, exist_ok=True)
@@ -178,6 +184,7 @@ def main() -> None:
     with open(p.run / "session.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # exclusive use of the test pool, before touching it
         pool.up(p.base)
+        pool.stop_schedds()  # left over by an interrupted run
         env = {**os.environ, **pool.client_env(p), "PYTHONPATH": str(ROOT)}
         os.environ.update(pool.client_env(p))
         import htcondor2
@@ -189,12 +196,10 @@ def main() -> None:
         bare = [sys.executable, "-c", BARE.format(collector=pool.COLLECTOR)]
         grouped = [sys.executable, "-c", GROUPED.format(collector=pool.COLLECTOR, name="")]
         demand = [sys.executable, "-m", "csctl", "--config", str(config), "--json", "demand"]
-        pool.stop_schedds()  # left over by an interrupted run
-        multi = None
         try:
             remove_all(schedd)
             submitted = 0
-            for size in SIZES:
+            for size in args.sizes:
                 t0 = time.perf_counter()
                 submit(schedd, size - submitted)
                 submitted = size
@@ -204,11 +209,15 @@ def main() -> None:
                 demand_s, demand_mb = best(demand, env)
                 rows.append((size, submit_s, bare_s, grouped_s, demand_s, bare_mb, demand_mb))
             remove_all(schedd)
+            print_one_schedd(rows)
             if args.per_schedd:
-                multi = many_schedds(args.per_schedd, env, demand)
+                print_many_schedds(many_schedds(args.per_schedd, env, demand))
         finally:
             remove_all(schedd)
             pool.stop_schedds()
+
+
+def print_one_schedd(rows: list[tuple]) -> None:
     print(f"csctl demand benchmark (best of {RUNS} runs; each a fresh process)")
     print(
         "| idle jobs | submit s | bare query s | grouped query s | csctl demand s "
@@ -222,8 +231,10 @@ def main() -> None:
         )
     print("targets: ratio to bare <= 1.0 at 10,000 and <= 1.3 at 100,000; demand RSS <= 250 MB at 100,000")
     print("(the grouped query is the one csctl sends: the rest of its ratio is start-up and matching)")
-    if multi is None:
-        return
+    sys.stdout.flush()
+
+
+def print_many_schedds(multi: tuple) -> None:
     total, submit_s, grouped, demand_s, demand_mb = multi
     slowest = max(grouped.values())
     print(f"\ncsctl demand, {SCHEDDS} schedds of {total // SCHEDDS:,} idle jobs each (best of {RUNS} runs)")
