@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     BaseModel,
@@ -18,25 +18,55 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from csctl import config_guard as guard
 from csctl.errors import ConfigError
+from csctl.safefile import FileRefused, describe_size, read_regular_file
+
+MAX_CONFIG_BYTES = 1 << 20  # far more than any real configuration; bounds what a mistake costs
+YEAR_MINUTES = 365 * 24 * 60
+YEAR_HOURS = 365 * 24
 
 
-def _int_at_least(minimum: int) -> BeforeValidator:
+def _int_between(minimum: int, maximum: int) -> BeforeValidator:
     def check(value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise PydanticCustomError("int_at_least", f"expected an integer >= {minimum}")
+        if value > maximum:
+            raise PydanticCustomError("int_at_most", f"expected an integer <= {maximum}")
         return value
 
     return BeforeValidator(check)
 
 
-Count = Annotated[int, _int_at_least(0)]
-Positive = Annotated[int, _int_at_least(1)]
+def _number_between(above: float, maximum: float) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > above:
+            raise PydanticCustomError("number_above", f"expected a number > {above:g}")
+        if not value <= maximum:  # also catches nan and inf
+            raise PydanticCustomError("number_at_most", f"expected a number <= {maximum:g}")
+        return value
+
+    return BeforeValidator(check)
+
+
+# the bounds keep every value far inside what a timedelta, a 64-bit ClassAd integer (disk
+# in KB, memory in KB) and the clouds accept, and far above any real site
+Minutes = Annotated[int, _int_between(0, YEAR_MINUTES)]
+Hours = Annotated[int, _int_between(0, YEAR_HOURS)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+FilePath = Annotated[Path, BeforeValidator(guard.check_path)]
+Collector = Annotated[str, BeforeValidator(guard.check_collector)]
+Domain = Annotated[str, BeforeValidator(guard.check_domain)]
+KnobName = Annotated[str, BeforeValidator(guard.check_knob_name)]
+AttributeName = Annotated[str, BeforeValidator(guard.check_attribute_name)]
+AttributeValue = Annotated[str | int | float | bool, BeforeValidator(guard.check_attribute_value)]
+Word = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class _Strict(BaseModel):
@@ -47,30 +77,43 @@ class PoolConfig(_Strict):
     """The HTCondor pool csctl serves."""
 
     name: Name = Field(description="pool name; the trust domain of VM identities and the csctl-pool tag")
-    collector: str = Field(min_length=1, description="host[:port] of the central manager")
-    schedds: list[str] = Field(default_factory=list, description="schedd names; empty = all")
-    condor_params: dict[str, str] = Field(
+    collector: Collector = Field(description="host[:port] of the central manager")
+    schedds: list[NonEmpty] = Field(default_factory=list, description="schedd names; empty = all")
+    condor_params: dict[KnobName, str] = Field(
         default_factory=dict, description="HTCondor client settings applied before querying"
     )
-    signing_key: Path | None = None
-    filesystem_domain: str | None = None
-    user_data_template: Path | None = Field(None, description="site cloud-init template")
+    signing_key: FilePath | None = None
+    filesystem_domain: Domain | None = None
+    user_data_template: FilePath | None = Field(None, description="site cloud-init template")
     vm_config: str = Field("", description="HTCondor configuration lines added on every VM")
+
+    @field_validator("vm_config")
+    @classmethod
+    def _keeps_csctl_security(cls, text: str) -> str:
+        problems = guard.vm_config_problems(text)
+        if problems:
+            raise PydanticCustomError(
+                "vm_config_reserved",
+                "{lines}: csctl sets the security knobs (ALLOW_*, DENY_*, SEC_*, ...), STARTD_ATTRS and "
+                "its own attributes itself; put extra machine attributes in vm_types.*.attributes",
+                {"lines": "; ".join(problems)},
+            )
+        return text
 
 
 class VMTypeConfig(_Strict):
     """A kind of VM csctl can boot; jobs ask for it by name (VMType) or by resources."""
 
-    cpus: Positive
-    memory: Positive = Field(description="MB")
-    disk: Positive = Field(description="GB")
-    arch: str = "X86_64"
-    opsys: str = "LINUX"
+    cpus: Annotated[int, _int_between(1, 4096)]
+    memory: Annotated[int, _int_between(1, 16 * 1024 * 1024)] = Field(description="MB")
+    disk: Annotated[int, _int_between(1, 1024 * 1024)] = Field(description="GB")
+    arch: Word = "X86_64"
+    opsys: Word = "LINUX"
     condor_version: str = Field("23.0.0", pattern=r"^\d+\.\d+\.\d+$", description="HTCondor on the image")
-    images: dict[str, str] = Field(description="cloud name -> image id or name")
-    flavors: dict[str, str] = Field(default_factory=dict, description="cloud -> flavor/instance type")
-    keep_alive_minutes: Count = 0
-    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    images: dict[str, NonEmpty] = Field(description="cloud name -> image id or name")
+    flavors: dict[str, NonEmpty] = Field(default_factory=dict, description="cloud -> flavor/instance type")
+    keep_alive_minutes: Minutes = 0
+    attributes: dict[AttributeName, AttributeValue] = Field(default_factory=dict)
 
 
 class CloudConfig(BaseModel):
@@ -79,14 +122,14 @@ class CloudConfig(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     driver: str
-    enabled: bool = True
-    priority: int = Field(0, strict=True, description="higher is used first")
-    max_vms: Count | None = None
-    max_cores: Count | None = None
-    max_memory: Count | None = Field(None, description="MB")
-    max_storage: Count | None = Field(None, description="GB")
-    max_price: float | None = Field(None, ge=0)
-    keep_alive_minutes: Count | None = None
+    enabled: bool = Field(True, strict=True)
+    priority: Annotated[int, _int_between(-1_000_000, 1_000_000)] = Field(0, description="higher first")
+    max_vms: Annotated[int, _int_between(0, 1_000_000)] | None = None
+    max_cores: Annotated[int, _int_between(0, 100_000_000)] | None = None
+    max_memory: Annotated[int, _int_between(0, 10**12)] | None = Field(None, description="MB")
+    max_storage: Annotated[int, _int_between(0, 10**12)] | None = Field(None, description="GB")
+    max_price: Annotated[float, _number_between(0, 1_000_000)] | None = None
+    keep_alive_minutes: Minutes | None = None
 
     _settings: BaseModel | None = PrivateAttr(default=None)
 
@@ -109,11 +152,11 @@ class CloudConfig(BaseModel):
 class PolicyConfig(_Strict):
     """Knobs of the scheduling loop."""
 
-    max_new_vms_per_cycle: Count = 10
-    join_timeout_minutes: Positive = 30
-    max_lifetime_hours: Count = 0
-    drain_deadline_minutes: Count = 0
-    vm_token_hours: Positive = 48
+    max_new_vms_per_cycle: Annotated[int, _int_between(0, 1_000_000)] = 10
+    join_timeout_minutes: Annotated[int, _int_between(1, YEAR_MINUTES)] = 30
+    max_lifetime_hours: Hours = 0
+    drain_deadline_minutes: Minutes = 0
+    vm_token_hours: Annotated[int, _int_between(1, YEAR_HOURS)] = 48
 
 
 class Config(_Strict):
@@ -123,7 +166,7 @@ class Config(_Strict):
     vm_types: dict[Name, VMTypeConfig] = Field(default_factory=dict)
     clouds: dict[Name, CloudConfig] = Field(default_factory=dict)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    state_dir: Path = Path("/var/lib/csctl")
+    state_dir: FilePath = Path("/var/lib/csctl")
 
     @model_validator(mode="after")
     def _cloud_names_exist(self) -> Config:
@@ -172,31 +215,52 @@ def _expected(error: ErrorDetails) -> str:
     return phrases.get(kind, str(error["msg"]))
 
 
-def _format_input(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, (dict, list)):
-        return type(value).__name__
-    return repr(value)
+Problem = tuple[guard.Loc, str]  # key path, and the line that reports it
+
+
+def _show_loc(loc: guard.Loc) -> str:
+    # a key the operator typed may hold anything: quote it unless it is a plain name
+    parts = [str(p) if isinstance(p, int) or guard.PLAIN_KEY.fullmatch(p) else guard.show(p, 40) for p in loc]
+    return ".".join(parts)
+
+
+def _validation_problems(source: str, exc: ValidationError, prefix: guard.Loc = ()) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = prefix + tuple(part for part in error["loc"] if part != "[key]")
+        if error["type"] == "value_error":
+            # our own model validators already say the key path in the message
+            problems.append((loc, f"{source}: {str(error['msg']).removeprefix('Value error, ')}"))
+            continue
+        line = f"{source}: {_show_loc(loc)}: {_expected(error)}" if loc else f"{source}: {_expected(error)}"
+        if error["type"] not in ("missing", "extra_forbidden", "vm_config_reserved"):
+            line += f", got {guard.show(error['input'])}"
+        problems.append((loc, line))
+    return problems
 
 
 def format_validation_error(source: str, exc: ValidationError) -> list[str]:
     """One line per pydantic error: ``file: key.path: expectation, got value``."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "value_error":
-            # our own model validators already say the key path in the message
-            lines.append(f"{source}: {str(error['msg']).removeprefix('Value error, ')}")
+    return [line for _, line in _validation_problems(source, exc)]
+
+
+def _strict_scalars(model: type[BaseModel], options: dict[str, Any], prefix: guard.Loc) -> list[Problem]:
+    """A driver's booleans must be true or false and its numbers must not be: pydantic's lax
+    mode would take 1 for true and true for 1."""
+    problems: list[Problem] = []
+    for key, value in options.items():
+        field = model.model_fields.get(key)
+        if field is None:
             continue
-        line = f"{source}: {loc}: {_expected(error)}" if loc else f"{source}: {_expected(error)}"
-        if error["type"] not in ("missing", "extra_forbidden"):
-            line += f", got {_format_input(error['input'])}"
-        lines.append(line)
-    return lines
+        kinds = set(get_args(field.annotation)) or {field.annotation}
+        if bool in kinds and not isinstance(value, bool):
+            problems.append((prefix + (key,), f"expected true or false, got {guard.show(value)}"))
+        elif kinds & {int, float} and isinstance(value, bool):
+            problems.append((prefix + (key,), f"expected a number, got {value!r}"))
+    return problems
 
 
-def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, BaseModel], list[str]]:
+def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, BaseModel], list[Problem]]:
     """Validate each cloud's driver-specific keys with that driver's own Settings model:
     the typed settings of every valid cloud, and one line per problem."""
     from csctl.clouds.registry import driver_settings_model
@@ -205,38 +269,79 @@ def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, Base
     if not isinstance(clouds, dict):
         return {}, []
     settings: dict[str, BaseModel] = {}
-    problems = []
+    problems: list[Problem] = []
     for name, cloud in clouds.items():
-        if not isinstance(cloud, dict) or not isinstance(cloud.get("driver"), str):
-            continue
+        driver = cloud.get("driver") if isinstance(cloud, dict) else None
+        if not isinstance(driver, str) or not guard.PLAIN_KEY.fullmatch(driver):
+            continue  # reported by the common keys' validation or by scan
         try:
-            model = driver_settings_model(cloud["driver"])
+            model = driver_settings_model(driver)
         except ConfigError as exc:
-            problems.append(f"{source}: clouds.{name}.driver: {exc.message}")
+            problems.append((("clouds", name, "driver"), f"{source}: clouds.{name}.driver: {exc.message}"))
             continue
         options = {k: v for k, v in cloud.items() if k not in CloudConfig.model_fields}
+        strict = [
+            (loc, f"{source}: {_show_loc(loc)}: {why}")
+            for loc, why in _strict_scalars(model, options, ("clouds", name))
+        ]
         try:
             settings[name] = model.model_validate(options)
         except ValidationError as exc:
-            for line in format_validation_error(source, exc):
-                prefix = f"{source}: "
-                problems.append(prefix + f"clouds.{name}." + line.removeprefix(prefix))
+            problems += _validation_problems(source, exc, prefix=("clouds", name))
+        problems += strict
     return settings, problems
+
+
+def _without_repeats(found: list[Problem], pydantic: list[Problem]) -> list[str]:
+    """The scan's problems and pydantic's, one line per value, in pydantic's order: a scan
+    finding replaces pydantic's complaint about the same value, and a finding under a key
+    pydantic refuses as a whole (an unknown key, say) is not repeated."""
+
+    def under(loc: guard.Loc, top: guard.Loc) -> bool:
+        return loc[: len(top)] == top
+
+    lines: list[str] = []
+    shown: set[int] = set()
+    for loc, line in pydantic:
+        hits = [i for i, (top, _) in enumerate(found) if under(loc, top)]
+        if not hits:
+            lines.append(line)
+        for i in hits:
+            if i not in shown:
+                shown.add(i)
+                lines.append(found[i][1])
+    refused = [loc for loc, _ in pydantic]
+    for i, (loc, line) in enumerate(found):
+        if i not in shown and not any(top != loc and under(loc, top) for top in refused):
+            lines.append(line)
+    return lines
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{source}: is larger than {describe_size(MAX_CONFIG_BYTES)}"])
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply"]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        why = "an integer has too many digits" if "digits" in str(exc) else str(exc).splitlines()[0]
+        raise ConfigError([f"{source}: not valid TOML: {why}"]) from None
 
 
 def parse_config(text: str, source: str = "csctl.toml") -> Config:
     """Parse and validate configuration text; raise ConfigError listing every problem."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
-    problems = []
+    data = _parse_toml(text, source)
+    found = [(loc, f"{source}: {_show_loc(loc)}: {why}") for loc, why in guard.scan(data)]
+    pydantic: list[Problem] = []
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = format_validation_error(source, exc)
+        pydantic = _validation_problems(source, exc)
     settings, driver_problems = _validate_drivers(source, data)
-    problems += driver_problems
+    problems = _without_repeats(found, pydantic + driver_problems)
     if problems:
         raise ConfigError(problems)
     for name, cloud in config.clouds.items():
@@ -245,11 +350,19 @@ def parse_config(text: str, source: str = "csctl.toml") -> Config:
 
 
 def load_config(path: Path) -> Config:
-    """Read and validate the configuration file at ``path``."""
+    """Read and validate the configuration file at ``path``: a regular file of at most
+    MAX_CONFIG_BYTES, read without blocking (a FIFO or a device is refused, not waited on)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path, MAX_CONFIG_BYTES)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"], hint="give --config PATH or set CSCTL_CONFIG") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    except FileRefused as exc:
+        raise ConfigError([f"{path}: {exc.reason}"], hint="give --config the csctl.toml file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: cannot read: not UTF-8 text (byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError([f"{guard.show(str(path))}: not a usable path"]) from None
     return parse_config(text, source=str(path))
