@@ -1,0 +1,230 @@
+"""The EC2 ``Driver``: one region (or EC2-compatible endpoint) driven through boto3."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+from csctl.clouds.ec2.errors import translated, unimplemented, unknown_instance_ids
+from csctl.clouds.ec2.instances import LIVE_STATES, to_instance
+from csctl.clouds.ec2.settings import USER_DATA_LIMIT, Settings
+from csctl.errors import CloudBadRequest
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota
+
+log = logging.getLogger(__name__)
+
+TERMINATE_CHUNK = 1000  # instance ids per TerminateInstances call
+
+
+class Driver:
+    """One configured EC2 (or EC2-compatible) cloud: region, credentials and network."""
+
+    metadata_service = "ec2"  # VMs read ami-launch-index from the instance metadata
+    user_data_limit = USER_DATA_LIMIT
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self.private_network = settings.private_network
+
+    @cached_property
+    def client(self) -> Any:
+        """The boto3 EC2 client, created on first use (so boto3 is imported only then)."""
+        with self._api("connect"):
+            return self._make_client()
+
+    def list_instances(self, pool: str) -> list[Instance]:
+        """Every live instance tagged ``csctl-pool = pool`` and ``csctl-cloud = <this cloud>``,
+        in one paginated DescribeInstances (two clouds may share an account and region)."""
+        filters = [
+            {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
+            {"Name": f"tag:{TAG_CLOUD}", "Values": [self.name]},
+            {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+        ]
+        with self._api("DescribeInstances"):
+            pages = self.client.get_paginator("describe_instances").paginate(Filters=filters)
+            raw = [vm for page in pages for res in page["Reservations"] for vm in res["Instances"]]
+        return [vm for vm in (to_instance(r, self.name) for r in raw) if vm is not None]
+
+    def boot(self, request: BootRequest) -> list[Instance]:
+        """Boot up to ``request.count`` VMs in one RunInstances call (spot when priced).
+
+        Returns the instances EC2 started, possibly fewer than asked. The request is
+        checked before any API call: a missing instance type, an empty batch or
+        user-data over 16 KB raise CloudBadRequest.
+        """
+        tags = self._boot_tags(request)
+        params = self._run_params(request, tags)
+        with self._api("RunInstances"):
+            response = self.client.run_instances(**params)
+        started = [to_instance(raw, self.name, tags) for raw in response.get("Instances", [])]
+        log.debug("%s: batch %s: %d of %d started", self.name, request.batch_id, len(started), request.count)
+        return [vm for vm in started if vm is not None]
+
+    def terminate(self, instances: Sequence[Instance]) -> list[str]:
+        """Terminate the instances, 1000 ids per call; return the csctl ids EC2 accepted.
+
+        Instances EC2 no longer knows are already gone: they count as accepted.
+        """
+        by_id = {vm.provider_id: vm.csctl_id for vm in instances}
+        ids = list(by_id)
+        done: list[str] = []
+        for start in range(0, len(ids), TERMINATE_CHUNK):
+            done += self._terminate_chunk(ids[start : start + TERMINATE_CHUNK])
+        return [by_id[i] for i in done if i in by_id]
+
+    def console_output(self, instance: Instance) -> str:
+        """The instance's console log (botocore decodes EC2's base64), "" when there is none."""
+        with self._api("GetConsoleOutput"):
+            response = self.client.get_console_output(InstanceId=instance.provider_id)
+        output = response.get("Output") or ""
+        return output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+
+    def quota(self) -> Quota:
+        """The account's ``max-instances`` minus its pending and running instances.
+
+        That limit counts every instance of the account in the region, not only
+        csctl's. ``Quota()`` where the cloud does not report the attribute.
+        """
+        limit = self._max_instances()
+        if limit is None:
+            return Quota()
+        return Quota(instances=max(limit - self._count_active(), 0))
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        from csctl import __version__
+
+        session = boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)
+        config = Config(
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.read_timeout,
+            retries={"total_max_attempts": self.settings.max_attempts, "mode": "standard"},
+            user_agent_extra=f"csctl/{__version__}",
+        )
+        return session.client("ec2", endpoint_url=self.settings.endpoint_url, config=config)
+
+    def _boot_tags(self, request: BootRequest) -> dict[str, str]:
+        """The batch's tags: the request's, with the batch id and Name EC2 lists them by."""
+        tags = {TAG_TYPE: request.vm_type, TAG_CLOUD: self.name, **request.tags}
+        return {**tags, TAG_BATCH: request.batch_id, "Name": request.batch_id}
+
+    def _run_params(self, request: BootRequest, tags: Mapping[str, str]) -> dict[str, Any]:
+        self._check_request(request, tags)
+        params: dict[str, Any] = {
+            "ImageId": request.image,
+            "InstanceType": request.flavor,
+            "MinCount": 1,
+            "MaxCount": request.count,
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ],
+        }
+        if request.user_data:
+            params["UserData"] = request.user_data  # botocore base64-encodes it
+        if request.max_price is not None:
+            params["InstanceMarketOptions"] = _spot_options(request.max_price)
+        return {**params, **self._network_params()}
+
+    def _network_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.settings.subnet_id:
+            params["SubnetId"] = self.settings.subnet_id
+        if self.settings.security_group_ids:
+            params["SecurityGroupIds"] = list(self.settings.security_group_ids)
+        if self.settings.key_name:
+            params["KeyName"] = self.settings.key_name
+        return params
+
+    def _check_request(self, request: BootRequest, tags: Mapping[str, str]) -> None:
+        """Refuse, before any API call, what EC2 would refuse or csctl could not find again."""
+        problem = _request_problem(request, tags)
+        if problem:
+            raise CloudBadRequest(self.name, f"batch {request.batch_id}: {problem}")
+
+    def _terminate_chunk(self, ids: list[str]) -> list[str]:
+        """Terminate ids in one call; when EC2 names ids it does not know, drop them and retry."""
+        from botocore.exceptions import ClientError
+
+        gone: list[str] = []
+        while ids:
+            with self._api("TerminateInstances"):
+                try:
+                    response = self.client.terminate_instances(InstanceIds=ids)
+                except ClientError as exc:
+                    unknown = unknown_instance_ids(exc, ids)
+                    if not unknown:
+                        raise
+                    log.debug("%s: already gone: %s", self.name, ", ".join(unknown))
+                    gone += unknown
+                    ids = [i for i in ids if i not in unknown]
+                    continue
+            return gone + [vm["InstanceId"] for vm in response.get("TerminatingInstances", [])]
+        return gone
+
+    def _max_instances(self) -> int | None:
+        from botocore.exceptions import ClientError
+
+        with self._api("DescribeAccountAttributes"):
+            try:
+                response = self.client.describe_account_attributes(AttributeNames=["max-instances"])
+            except ClientError as exc:
+                if unimplemented(exc):
+                    return None
+                raise
+        return _attribute_int(response.get("AccountAttributes", []), "max-instances")
+
+    def _count_active(self) -> int:
+        filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        with self._api("DescribeInstances"):
+            pages = self.client.get_paginator("describe_instances").paginate(Filters=filters)
+            return sum(len(res["Instances"]) for page in pages for res in page["Reservations"])
+
+    def _api(self, action: str) -> AbstractContextManager[None]:
+        """API calls inside raise csctl CloudErrors only, whatever botocore raises."""
+        return translated(self.name, self.settings, action)
+
+
+def _request_problem(request: BootRequest, tags: Mapping[str, str]) -> str | None:
+    if not request.flavor:
+        return f"VM type {request.vm_type} has no instance type (flavor): EC2 needs one"
+    if request.count < 1:
+        return f"asked for {request.count} VMs"
+    if len(request.user_data) > USER_DATA_LIMIT:
+        return f"user-data is {len(request.user_data)} bytes, EC2 allows at most {USER_DATA_LIMIT} (16 KB)"
+    if request.max_price is not None and request.max_price <= 0:
+        return f"spot price must be positive, got {request.max_price}"
+    if not tags.get(TAG_POOL):
+        return f"no {TAG_POOL} tag: csctl could never find these VMs again"
+    return None
+
+
+def _spot_options(max_price: float) -> dict[str, Any]:
+    return {
+        "MarketType": "spot",
+        "SpotOptions": {
+            "MaxPrice": format(Decimal(repr(max_price)), "f"),  # 0.05 -> "0.05", never "5e-02"
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        },
+    }
+
+
+def _attribute_int(attributes: Sequence[Mapping[str, Any]], name: str) -> int | None:
+    for attribute in attributes:
+        if attribute.get("AttributeName") != name:
+            continue
+        for value in attribute.get("AttributeValues", []):
+            try:
+                return int(value.get("AttributeValue", ""))
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,52 @@
+"""EC2 instances as csctl Instances: csctl ids from the batch tag and AmiLaunchIndex."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_TYPE, Instance, VMState, vm_id
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+
+_STATES = {
+    "pending": VMState.BOOTING,
+    "running": VMState.RUNNING,
+    "stopping": VMState.STOPPED,
+    "stopped": VMState.STOPPED,
+    "shutting-down": VMState.DELETED,
+    "terminated": VMState.DELETED,
+}
+
+
+def to_instance(raw: Mapping[str, Any], cloud: str, sent: Mapping[str, str] | None = None) -> Instance | None:
+    """``raw`` as an Instance of ``cloud``; ``sent`` tags fill in those a RunInstances answer
+    may omit. None, with a warning, for an instance without csctl's batch tag."""
+    tags = {**(sent or {}), **{t["Key"]: t["Value"] for t in raw.get("Tags", [])}}
+    batch = tags.get(TAG_BATCH)
+    if batch is None:
+        log.warning("%s: instance %s has no %s tag: ignored", cloud, raw["InstanceId"], TAG_BATCH)
+        return None
+    state = _STATES.get(raw["State"]["Name"], VMState.ERROR)
+    return Instance(
+        csctl_id=vm_id(batch, int(raw.get("AmiLaunchIndex", 0))),
+        cloud=tags.get(TAG_CLOUD, cloud),
+        vm_type=tags.get(TAG_TYPE, ""),
+        state=state,
+        provider_id=raw["InstanceId"],
+        booted_at=raw.get("LaunchTime"),
+        address=raw.get("PrivateIpAddress"),
+        fault=_fault(raw, state),
+        image=raw.get("ImageId"),
+    )
+
+
+def _fault(raw: Mapping[str, Any], state: VMState) -> str | None:
+    """EC2's reason for a state other than running (spot reclaim, shutdown, ...)."""
+    if state is VMState.RUNNING:
+        return None
+    message = str(raw.get("StateReason", {}).get("Message", "")).strip()
+    return message or None

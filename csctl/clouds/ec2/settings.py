@@ -1,0 +1,34 @@
+"""The configuration keys of an EC2 cloud section, and EC2's fixed limits."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+USER_DATA_LIMIT = 16 * 1024  # bytes, before base64: EC2's documented cap
+
+
+class Settings(BaseModel):
+    """Keys of a ``driver = "ec2"`` cloud section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str = Field(min_length=1)
+    profile: str | None = Field(None, description="AWS profile; default credential chain if unset")
+    endpoint_url: str | None = Field(None, description="API of an EC2-compatible cloud")
+    subnet_id: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list)
+    key_name: str | None = None
+    private_network: bool = Field(False, description="VMs have no public IP: join via CCB")
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for a connection")
+    read_timeout: float = Field(60.0, gt=0, description="seconds to wait for an answer")
+    max_attempts: int = Field(3, ge=1, description="tries per API call, retries included")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _is_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S+", value):
+            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        return value
