@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -19,6 +20,7 @@ from pathlib import Path
 from string import Template
 
 from csctl.config import Config
+from csctl.config_guard import IDENTIFIER, show
 from csctl.context.tokens import STARTD_SCOPES, SigningKey, derive_vm_key, mint, scramble
 from csctl.errors import CsctlError
 from csctl.plan import attributes as A
@@ -48,13 +50,47 @@ def admin_identity(config: Config) -> str:
     return f"csctl@{config.pool.name}"
 
 
+# a line break would start a new configuration line: a value could set any knob
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _collector_host(collector: str) -> str:
+    """The host part of ``host[:port]``, an IPv6 address keeping its brackets."""
+    if collector.startswith("["):
+        return collector[: collector.find("]") + 1]
+    return collector.split(":")[0]
+
+
+def _refuse_injection(lines: list[str], site: str) -> None:
+    """CsctlError unless every line csctl writes is one line, and the site's text has no
+    control character but newline and tab. The configuration is validated when it is
+    loaded; this holds even for a Config built another way."""
+    for line in lines:
+        if _CONTROL.search(line):
+            raise CsctlError(
+                f"refusing to write a line break or control character into a VM's HTCondor "
+                f"configuration: {show(line, 80)}",
+                hint="check the configuration with: csctl config check",
+            )
+    if _CONTROL_BUT_LINES.search(site):
+        raise CsctlError(
+            "refusing to write a control character into a VM's HTCondor configuration: "
+            f"pool.vm_config {show(site, 80)}",
+            hint="check the configuration with: csctl config check",
+        )
+
+
 def condor_config(config: Config, batch: Batch) -> str:
-    """The HTCondor configuration fragment a VM of ``batch`` gets."""
+    """The HTCondor configuration fragment a VM of ``batch`` gets.
+
+    Raises CsctlError rather than write a value that would break out of its line.
+    """
     vm_type = config.vm_types[batch.vm_type]
     pool = config.pool
     lines = [
         f"# csctl: VM of batch {batch.batch_id}",
-        f"CONDOR_HOST = {pool.collector.split(':')[0]}",
+        f"CONDOR_HOST = {_collector_host(pool.collector)}",
         f"COLLECTOR_HOST = {pool.collector}",
         "DAEMON_LIST = MASTER, STARTD",
         f"TRUST_DOMAIN = {pool.name}",
@@ -95,8 +131,14 @@ def condor_config(config: Config, batch: Batch) -> str:
         lines.append(f"{A.CSCTL_KEEP_ALIVE} = {batch.keep_alive_minutes}")
         lines.append(f"STARTD_ATTRS = $(STARTD_ATTRS) {A.CSCTL_KEEP_ALIVE}")
     if vm_type.attributes:
+        for name in vm_type.attributes:
+            if not IDENTIFIER.fullmatch(name):
+                raise CsctlError(
+                    f"refusing to write attribute {show(name)} into a VM's HTCondor configuration"
+                )
         lines += [f"{name} = {json.dumps(value)}" for name, value in vm_type.attributes.items()]
         lines.append(f"STARTD_ATTRS = $(STARTD_ATTRS) {' '.join(vm_type.attributes)}")
+    _refuse_injection(lines, pool.vm_config)
     if pool.vm_config:
         lines += ["# site additions (pool.vm_config)", pool.vm_config.rstrip()]
     return "\n".join(lines) + "\n"

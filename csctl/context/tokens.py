@@ -13,15 +13,17 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import cycle
 from pathlib import Path
 
 from csctl.errors import CredentialError
+from csctl.safefile import FileRefused, read_regular_file
 
 SCRAMBLE = b"\xde\xad\xbe\xef"
 POOL_KEY_NAME = "POOL"
@@ -44,18 +46,49 @@ def scramble(data: bytes) -> bytes:
     return bytes(b ^ k for b, k in zip(data, cycle(SCRAMBLE), strict=False))
 
 
-def read_signing_key(path: Path) -> SigningKey:
-    """Read a ``passwords.d`` key file; refuse one that group or others can read."""
-    try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+MAX_KEY_BYTES = 64 * 1024  # HTCondor's keys are tens of bytes; bounds what a wrong path costs
+
+
+def _check_key_file(path: Path) -> Callable[[os.stat_result], None]:
+    """The checks HTCondor's read_secure_file makes: owned by this user (or root), and no
+    access for group or others."""
+
+    def check(status: os.stat_result) -> None:
+        if status.st_uid not in (os.geteuid(), 0):
             raise CredentialError(
-                f"{path}: signing key is accessible by group or others (mode {stat.S_IMODE(mode):04o})",
+                f"{path}: signing key is owned by uid {status.st_uid}, not by this user or root",
+                hint=f"chown {os.geteuid()} {path}",
+            )
+        if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise CredentialError(
+                f"{path}: signing key is accessible by group or others "
+                f"(mode {stat.S_IMODE(status.st_mode):04o})",
                 hint=f"chmod 600 {path}",
             )
-        raw = path.read_bytes()
+
+    return check
+
+
+def read_signing_key(path: Path) -> SigningKey:
+    """Read a ``passwords.d`` key file; refuse one that is unsafe to trust.
+
+    Refused: a symbolic link (the token's kid is the file's name, and HTCondor looks the
+    key up by that name in its own passwords.d without resolving links, so a link's name
+    and its target's could disagree), anything but a regular file (a FIFO would block), a
+    file larger than MAX_KEY_BYTES, one owned by another user than this one or root, and
+    one that group or others can access.
+    """
+    try:
+        raw = read_regular_file(path, MAX_KEY_BYTES, follow_symlinks=False, check=_check_key_file(path))
+    except FileRefused as exc:
+        hint = "give pool.signing_key the key file itself (passwords.d/POOL)"
+        if "symbolic link" in exc.reason:
+            hint = f"make {path} the key file itself, not a link: HTCondor finds the key by that name"
+        raise CredentialError(f"{path}: signing key {exc.reason}", hint=hint) from None
     except OSError as exc:
         raise CredentialError(f"{path}: cannot read signing key: {exc.strerror}") from None
+    except ValueError:  # a NUL byte in the path; the configuration refuses it already
+        raise CredentialError(f"{path!r}: cannot read signing key: not a usable path") from None
     secret = scramble(raw).split(b"\0", 1)[0]
     if not secret:
         raise CredentialError(f"{path}: signing key is empty")
