@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -148,9 +149,10 @@ def check_state_dir(state_dir: Path) -> None:
 
 
 @contextmanager
-def state_lock(state_dir: Path, command: str = "run") -> Iterator[None]:
-    """Hold STATE_DIR/run.lock while ``command`` acts; LockHeld at once, naming the holder's
-    command and pid, if another csctl holds it. The state directory is checked first."""
+def state_lock(state_dir: Path, command: str = "run", wait_seconds: float = 0) -> Iterator[None]:
+    """Hold STATE_DIR/run.lock while ``command`` acts; LockHeld, naming the holder's command
+    and pid, if another csctl holds it (at once, or after ``wait_seconds`` of retrying).
+    The state directory is checked first."""
     check_state_dir(state_dir)
     path = state_dir / LOCK_FILE
     try:
@@ -158,20 +160,30 @@ def state_lock(state_dir: Path, command: str = "run") -> Iterator[None]:
     except OSError as exc:
         raise StateError(f"{path}: cannot open the lock ({exc.strerror or exc}); nothing was done") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _flock(fd, wait_seconds):
             holder = os.pread(fd, 64, 0).decode(errors="replace").split() or ["?"]
             who = f"csctl {holder[1]}" if len(holder) > 1 else "csctl"
             raise LockHeld(
                 f"another {who} holds {path} (pid {holder[0]})",
                 hint="csctl commands that act must not overlap; this one exits without acting",
-            ) from None
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock, also when the process dies
+
+
+def _flock(fd: int, wait_seconds: float) -> bool:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
 
 
 def cycle_lock(state_dir: Path) -> contextlib.AbstractContextManager[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -17,7 +18,7 @@ from csctl.context.tokens import SigningKey, derive_vm_key, scramble
 from csctl.engine.boot import boot_request, new_batch_id
 from csctl.engine.imagetest.probe import probe_job
 from csctl.engine.retire import drain_target
-from csctl.engine.state import write_atomically
+from csctl.engine.state import state_lock, write_atomically
 from csctl.errors import CsctlError
 from csctl.model import Cloud, DrainPool, Instance, ProbeQueue, ProbeStatus, StartdSlot, VMState, vm_id
 from csctl.plan import imagetest as plan
@@ -36,6 +37,8 @@ from csctl.plan.reconcile import Status, VMView
 log = logging.getLogger(__name__)
 TAG_IMAGE_TEST = "csctl-image-test"
 CONSOLE_LINES = 60
+# a cron cycle holds the state lock for seconds; wait that long, not a whole test
+LOCK_WAIT_SECONDS = 120
 T = TypeVar("T")
 DEFAULT_TIMEOUTS = Timeouts()
 
@@ -154,6 +157,11 @@ class _Runner:
         assert self.report.csctl_id is not None
         return self.report.csctl_id
 
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        """The state lock, held only while this test boots or terminates its own VM (never
+        for the whole test, so cron cycles go on); a running cycle is waited for."""
+        return state_lock(self.config.state_dir, "image-test", wait_seconds=LOCK_WAIT_SECONDS)
+
     # -- the phases -----------------------------------------------------------------------
     def _request(self) -> None:
         with self._phase(Phase.REQUESTED):
@@ -166,7 +174,8 @@ class _Runner:
             item = BootItem(self.spec.cloud, self.spec.vm_type, 1, self.spec.image, self.spec.flavor)
             request = boot_request(config, self.cloud, item, self.pool_key, self.now(), batch, 1)
             request = dataclasses.replace(request, tags={**request.tags, TAG_IMAGE_TEST: self.csctl_id})
-            started = self.cloud.boot(request)
+            with self._locked():
+                started = self.cloud.boot(request)
             if not started:
                 raise _Failed("the cloud started no VM")
             self.instance = started[0]
@@ -261,7 +270,9 @@ class _Runner:
 
         with self._phase(Phase.TERMINATED):
             assert self.instance is not None
-            if self.csctl_id not in self.cloud.terminate([self.instance]):
+            with self._locked():
+                accepted = self.cloud.terminate([self.instance])
+            if self.csctl_id not in accepted:
                 raise _Failed("the cloud did not accept the termination")
             self.terminated = True
             self._wait(self.timeouts.drain, gone, "for the cloud to delete the VM")
