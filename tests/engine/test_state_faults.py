@@ -164,6 +164,9 @@ def test_a_waiting_command_takes_the_lock_once_the_holder_is_done(tmp_path):
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     with pytest.raises(LockHeld), state_lock(tmp_path, "image-test"):
         pytest.fail("taken while held")
+    started = time.monotonic()
     with state_lock(tmp_path, "image-test", wait_seconds=30):
-        assert holder.poll() is not None  # we got it only after the holder exited
+        # the holder keeps it 1.5 s after saying so: we waited for it rather than failing
+        assert time.monotonic() - started > 0.5
+        assert (tmp_path / "run.lock").read_text() == f"{os.getpid()} image-test\n"
     holder.wait(timeout=30)
