@@ -12,6 +12,7 @@ from typing import Any
 
 from csctl.config import Config
 from csctl.model import JobGroup, JobProblem, SupplyVM
+from csctl.plan import guard
 from csctl.plan.jobs import NEEDS_ATTRS, JobNeeds, read_needs
 from csctl.plan.matching import (
     KB_PER_GB,
@@ -21,8 +22,10 @@ from csctl.plan.matching import (
     evaluated_attributes,
     unknown_target_clouds,
 )
+from csctl.plan.text import shown
 
 SCHEMA = "csctl.demand/1"
+MAX_REASON = 300  # a reason names attributes and values; values inside are cut shorter
 
 
 @dataclass
@@ -157,39 +160,64 @@ def _requirement_key(s: _Served) -> tuple[Any, ...]:
 
 
 def _owner(group: JobGroup) -> str:
-    owner = group.ad.get("Owner") if group.ad is not None else None
-    return owner if isinstance(owner, str) else "?"
+    try:
+        owner = group.ad.get("Owner") if group.ad is not None else None
+    except Exception:  # noqa: BLE001 - an Owner the library cannot hand over is still a job
+        owner = None
+    return shown(owner) if isinstance(owner, str) else "?"
 
 
 def classify(groups: Iterable[JobGroup], config: Config) -> tuple[list[_Served], list[Rejected], list[str]]:
-    """Split job groups into served (with their VM type) and rejected (with reasons)."""
+    """Split job groups into served (with their VM type) and rejected (with reasons).
+
+    Each group is judged on its own: whatever one job holds, it ends up served or
+    rejected with a reason, and never stops the others.
+    """
     matcher = Matcher(config)
     served: list[_Served] = []
     rejected: list[Rejected] = []
     warnings: list[str] = []
     for group in groups:
-        problem = group.problem or _read_group(group)
-        if isinstance(problem, JobProblem):
-            reason = f"{problem.attribute}: {problem.message}"
-            rejected.append(Rejected(group.count, group.sample_ids, _owner(group), [reason]))
-            continue
-        needs = problem
-        unknown = unknown_target_clouds(config, needs)
-        if unknown and len(unknown) < len(needs.target_clouds or ()):
-            ids = ", ".join(group.sample_ids[:3])
-            warnings.append(f"job {ids}: TargetClouds names unknown cloud(s) {', '.join(unknown)}")
-        choice = matcher.choose(group.ad, needs)
-        if isinstance(choice, Unservable):
-            rejected.append(Rejected(group.count, group.sample_ids, _owner(group), list(choice.reasons)))
+        try:
+            outcome = _classify_one(group, config, matcher, warnings)
+        except Exception as exc:  # noqa: BLE001 - one job never stops autoscaling for everyone
+            outcome = JobProblem("job", f"cannot be evaluated ({guard.one_line(exc)})")
+        if isinstance(outcome, _Served):
+            served.append(outcome)
+        elif isinstance(outcome, JobProblem):
+            reason = f"{outcome.attribute}: {outcome.message}"
+            rejected.append(
+                Rejected(group.count, group.sample_ids, _owner(group), [shown(reason, MAX_REASON)])
+            )
         else:
-            served.append(_Served(needs, choice, group))
+            reasons = [shown(r, MAX_REASON) for r in outcome.reasons]
+            rejected.append(Rejected(group.count, group.sample_ids, _owner(group), reasons))
     return served, rejected, warnings
+
+
+def _classify_one(
+    group: JobGroup, config: Config, matcher: Matcher, warnings: list[str]
+) -> _Served | JobProblem | Unservable:
+    # ads from a schedd were built by the library already; their text is checked here,
+    # before anything evaluates them (a condor_q -json file is checked as it is read)
+    problem = group.problem or guard.ad_problem(group.ad)
+    needs = problem or _read_group(group)
+    if isinstance(needs, JobProblem):
+        return needs
+    unknown = unknown_target_clouds(config, needs)
+    if unknown and len(unknown) < len(needs.target_clouds or ()):
+        ids = ", ".join(shown(i) for i in group.sample_ids[:3])
+        warnings.append(f"job {ids}: TargetClouds names unknown cloud(s) {shown(', '.join(unknown))}")
+    choice = matcher.choose(group.ad, needs)
+    if isinstance(choice, Unservable):
+        return choice
+    return _Served(needs, choice, group)
 
 
 def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
     values = evaluated_attributes(group.ad, NEEDS_ATTRS)
-    if isinstance(values, str):
-        return JobProblem(values, "evaluates to ERROR")
+    if isinstance(values, JobProblem):
+        return values
     return read_needs(values)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csctl.model import JobProblem
+from csctl.plan.text import shown
 
 # Attributes fetched from the schedd (the projection). Everything a job's slot size,
 # VM wish or Requirements commonly refers to; ids are fetched for reporting only.
@@ -101,7 +102,8 @@ class _Bad(Exception):
 
 
 def _shown(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)
+    """A job's value inside a reason: escaped and cut short (it is the user's text)."""
+    return f'"{shown(value, 80)}"' if isinstance(value, str) else shown(value, 80)
 
 
 def _number(attribute: str, value: Any, unit: str, minimum: float = 0) -> float | None:
@@ -164,7 +166,7 @@ def _cloud_map(attribute: str, value: Any) -> tuple[tuple[str, str], ...]:
         if not sep:
             pairs.append(("*", item))
         elif not cloud.strip() or not name.strip():
-            raise _Bad(attribute, f'expected "image" or "cloud:image,...", got "{text}"')
+            raise _Bad(attribute, f'expected "image" or "cloud:image,...", got "{shown(text, 80)}"')
         else:
             pairs.append((cloud.strip(), name.strip()))
     return tuple(pairs)

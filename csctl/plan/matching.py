@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from csctl.config import Config, VMTypeConfig
+from csctl.model import JobProblem
 from csctl.plan import attributes as A
+from csctl.plan import guard
 from csctl.plan.jobs import JobNeeds
+from csctl.plan.text import shown
 
 KB_PER_GB = 1024 * 1024
 
@@ -40,6 +43,8 @@ def machine_ad_attributes(config: Config, type_name: str, cloud: str) -> dict[st
     attrs: dict[str, Any] = {
         "MyType": "Machine",
         "Name": f"slot1@csctl-{type_name}-{cloud}",
+        # a host name no blacklist (Machine != "wn1" && ...) can name yet
+        "Machine": f"csctl-{type_name}-{cloud}",
         "Arch": vm_type.arch,
         "OpSys": vm_type.opsys,
         "Cpus": vm_type.cpus,
@@ -75,6 +80,7 @@ class Matcher:
         import classad2
 
         self._config = config
+        self._clauses: dict[str, list[Any]] = {}  # Requirements text -> its parsed clauses
         self._ads = {
             (t, c): classad2.ClassAd(machine_ad_attributes(config, t, c))
             for t in config.vm_types
@@ -124,8 +130,25 @@ class Matcher:
         scope = classad2.ClassAd()
         scope.update(machine)
         scope.update(job_ad)
-        result = job_ad.lookup("Requirements").eval(scope=scope, target=machine)
-        return result is True or (type(result) in (int, float) and result != 0)
+        requirements = job_ad.lookup("Requirements")
+        clauses = self._flat_clauses(requirements)
+        if clauses is None:
+            return _true(requirements.eval(scope=scope, target=machine))
+        # too deep for the evaluator in one piece: a && b && ... is true when every clause is
+        return all(_true(clause.eval(scope=scope, target=machine)) for clause in clauses)
+
+    def _flat_clauses(self, requirements: Any) -> list[Any] | None:
+        """The parsed clauses of a Requirements too deep to evaluate whole (a long
+        blacklist), parsed once per distinct text; None for an ordinary one."""
+        import classad2
+
+        if not isinstance(requirements, classad2.ExprTree):
+            return None
+        text = str(requirements)
+        if text not in self._clauses:
+            split = guard.conjuncts(text)
+            self._clauses[text] = [] if split is None else [classad2.ExprTree(c) for c in split]
+        return self._clauses[text] or None
 
     def _requirements_reason(self, job_ad: Any, type_name: str, cloud: str) -> str:
         reason = f"Requirements is false on VM type {type_name}"
@@ -133,13 +156,24 @@ class Matcher:
         if requirements is None:
             return reason
         machine = self._ads[(type_name, cloud)]
-        refs = sorted(set(machine.externalRefs(requirements)) | set(job_ad.externalRefs(requirements)))
+        try:
+            refs = sorted(set(machine.externalRefs(requirements)) | set(job_ad.externalRefs(requirements)))
+        except ValueError:  # the library cannot follow attributes that refer to each other
+            return reason + " (it refers to attributes that refer to each other in a circle)"
         # only TARGET. references are the VM's to define; unscoped ones are often the
         # job's own, guarded (condor_submit's `MemoryUsage =!= undefined`)
         missing = [r for r in refs if r.lower().startswith("target.") and not _defined(r, machine, job_ad)]
         if missing:
             reason += f" (refers to {', '.join(missing)}, which the VM type does not define)"
+        domains = {r.rpartition(".")[2].lower() for r in refs} & {"filesystemdomain", "uiddomain"}
+        if domains and not self._config.pool.filesystem_domain:
+            # condor_submit's should_transfer_files = NO jobs: the VMs must share the domain
+            reason += "; set pool.filesystem_domain in the configuration to the pool's FILESYSTEM_DOMAIN"
         return reason
+
+
+def _true(result: Any) -> bool:
+    return result is True or (type(result) in (int, float) and result != 0)
 
 
 def _defined(reference: str, machine: Any, job: Any) -> bool:
@@ -156,7 +190,7 @@ def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:
     reasons = []
     if needs.vm_type is not None and needs.vm_type not in config.vm_types:
         known = ", ".join(config.vm_types) or "none"
-        reasons.append(f'VMType "{needs.vm_type}" is not a configured VM type (known: {known})')
+        reasons.append(f'VMType "{shown(needs.vm_type, 80)}" is not a configured VM type (known: {known})')
     if needs.target_clouds is not None:
         unknown = unknown_target_clouds(config, needs)
         if unknown and len(unknown) == len(needs.target_clouds):
@@ -184,19 +218,41 @@ def unknown_target_clouds(config: Config, needs: JobNeeds) -> list[str]:
     return [c for c in needs.target_clouds or () if c not in config.clouds]
 
 
-def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any] | str:
+def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any] | JobProblem:
     """Evaluate ``names`` in the job's context to Python values (None when undefined).
 
-    Returns the name of the first attribute that evaluates to ERROR instead.
+    Returns the problem with the first attribute that evaluates to ERROR, refers to
+    itself through other attributes, or that the library cannot evaluate, instead.
     """
     import classad2
 
     values: dict[str, Any] = {}
+    present = set(job_ad.keys())
     for name in names:
-        if name not in job_ad:
+        if name not in present:
             continue
-        value = job_ad.eval(name)
+        try:
+            value = job_ad.eval(name)
+        except Exception as exc:  # noqa: BLE001 - the library raises bare exception types
+            return JobProblem(name, f"cannot be evaluated ({guard.one_line(exc)})")
         if value is classad2.Value.Error:
-            return name
+            return JobProblem(name, "evaluates to ERROR")
+        if value is classad2.Value.Undefined and _circular(job_ad, name):
+            return JobProblem(name, "refers to itself through other attributes (a circle)")
         values[name] = None if value is classad2.Value.Undefined else value
     return values
+
+
+def _circular(job_ad: Any, name: str) -> bool:
+    """Whether an attribute that evaluates to UNDEFINED does so because it is part of a
+    circle of references (the library then cannot list its references)."""
+    import classad2
+
+    expression = job_ad.lookup(name)
+    if not isinstance(expression, classad2.ExprTree):
+        return False
+    try:
+        job_ad.externalRefs(expression)
+    except ValueError:
+        return True
+    return False

@@ -1,17 +1,26 @@
-"""Idle jobs into autoclusters: from the schedd's ads, or from ``condor_q -json`` data."""
+"""Idle jobs into autoclusters: from the schedd's ads, or from ``condor_q -json`` data.
+
+A ``condor_q -json`` file is written by anyone, so every value is checked on the JSON
+side (csctl/plan/guard.py) before the ClassAd library sees it, and jobs are grouped on
+their JSON values before any ad is built: 100,000 jobs of a few shapes cost a few ads.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from csctl.model import JobGroup, JobProblem
-from csctl.plan.jobs import PROJECTION
+from csctl.plan import guard
+from csctl.plan.jobs import ID_ATTRS, PROJECTION
 
 SAMPLE_IDS = 5
 _ID_LINE = re.compile(r"^(?:ClusterId|ProcId|JobStatus) = .*\n", re.MULTILINE)
 IDLE = 1
+_EXPR = ("/Expr(", ")/")
+_WANTED = frozenset(PROJECTION) - {*ID_ATTRS}
 
 
 def job_id(ad: Any) -> str:
@@ -38,6 +47,29 @@ def group_ads(ads: Iterable[Any], schedd: str = "") -> list[JobGroup]:
     return list(groups.values())
 
 
+@dataclass
+class _Members:
+    fields: dict[str, Any]
+    count: int = 0
+    sample_ids: list[str] = field(default_factory=list)
+
+
+def _json_id(raw: dict[str, Any]) -> str:
+    parts = (raw.get(name, "?") for name in ID_ATTRS)
+    return ".".join(str(p) if isinstance(p, (str, int)) and not isinstance(p, bool) else "?" for p in parts)
+
+
+def _key(fields: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Equal JSON values (and types: 1, 1.0 and true are three values), or None when a
+    value cannot be a key (an array or object: that job is rejected on its own)."""
+    key = tuple((name, type(value).__name__, value) for name, value in sorted(fields.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def groups_from_json(data: Any, source: str) -> list[JobGroup]:
     """Idle jobs from parsed ``condor_q -json`` output, grouped; unreadable jobs become
     problems. ``source`` names where the data came from (it stands in for the schedd).
@@ -46,50 +78,86 @@ def groups_from_json(data: Any, source: str) -> list[JobGroup]:
     """
     if not isinstance(data, list):
         raise ValueError("expected a JSON array of job ads (condor_q -json output)")
-    ads, problems = [], []
-    wanted = set(PROJECTION) | {"JobStatus"}
-    for raw in data:
-        if not isinstance(raw, dict):
+    members: dict[Any, _Members] = {}
+    for index, raw in enumerate(data):
+        if not isinstance(raw, dict) or raw.get("JobStatus", IDLE) != IDLE:
             continue
-        if raw.get("JobStatus", IDLE) != IDLE:
-            continue
-        fields = {k: v for k, v in raw.items() if k in wanted}
-        ad = _ad_from_json(fields)
-        if isinstance(ad, JobGroup):
-            problems.append(ad)
-        else:
-            ads.append(ad)
-    return group_ads(ads, schedd=source) + problems
+        fields = {name: value for name, value in raw.items() if name in _WANTED}
+        key = _key(fields)
+        group = members.setdefault(index if key is None else key, _Members(fields))
+        group.count += 1
+        if len(group.sample_ids) < SAMPLE_IDS:
+            group.sample_ids.append(_json_id(raw))
+    groups = [_group(m, source) for m in members.values()]
+    return [g for g in groups if g.problem is None] + [g for g in groups if g.problem is not None]
+
+
+def _group(members: _Members, source: str) -> JobGroup:
+    ad = _ad_from_json(members.fields)
+    if isinstance(ad, JobProblem):
+        owner = members.fields.get("Owner")
+        kept = {"Owner": owner} if isinstance(owner, str) and not guard.string_problem(owner) else {}
+        import classad2
+
+        return JobGroup(classad2.ClassAd(kept), members.count, members.sample_ids, problem=ad)
+    return JobGroup(ad, members.count, members.sample_ids, source)
 
 
 def _ad_from_json(fields: dict[str, Any]) -> Any:
     """A ClassAd from one object of ``condor_q -json`` (expressions as ``/Expr(...)/``),
-    or a one-job problem group naming the attribute that cannot be read."""
+    or the problem with the first attribute that cannot be read.
+
+    The ad is parsed from one text (one library call, not one per attribute); an
+    expression joins that text only when it cannot reach into its neighbours.
+    """
     import classad2
 
-    ad = classad2.ClassAd()
+    parts = []
     for name, value in fields.items():
-        if isinstance(value, str) and value.startswith("/Expr(") and value.endswith(")/"):
-            try:
-                ad[name] = classad2.ExprTree(value[len("/Expr(") : -len(")/")])
-            except Exception:  # noqa: BLE001 - the parser raises a bare exception type
-                return _unreadable(fields, name, "expression does not parse")
-        elif isinstance(value, (str, int, float, bool)):
-            ad[name] = value
-        else:
-            return _unreadable(fields, name, f"unsupported JSON value {type(value).__name__}")
-    return ad
+        expression = _expression(value)
+        problem = (
+            guard.expression_problem(name, expression)
+            if expression is not None
+            else guard.json_value_problem(value)
+        )
+        if problem:
+            return JobProblem(name, problem)
+        if expression is not None and not guard.self_contained(expression):
+            return JobProblem(name, "expression does not parse")
+        parts.append(f"{name} = {expression if expression is not None else _literal(value)}")
+    try:
+        return classad2.ClassAd("[" + ";\n".join(parts) + "]")
+    except Exception:  # noqa: BLE001 - the parser raises a bare exception type
+        return _unparsable(fields)
 
 
-def _unreadable(fields: dict[str, Any], attribute: str, detail: str) -> JobGroup:
-    """A group of one job whose ad cannot be read, naming the attribute at fault."""
+def _unparsable(fields: dict[str, Any]) -> JobProblem:
+    """Which expression keeps the ad from parsing (each tried alone)."""
     import classad2
 
-    keep = {k: v for k, v in fields.items() if k in ("ClusterId", "ProcId", "Owner")}
-    keep = {k: v for k, v in keep.items() if isinstance(v, (str, int))}
-    return JobGroup(
-        ad=classad2.ClassAd(keep),
-        count=1,
-        sample_ids=[f"{keep.get('ClusterId', '?')}.{keep.get('ProcId', '?')}"],
-        problem=JobProblem(attribute, detail),
-    )
+    for name, value in fields.items():
+        expression = _expression(value)
+        if expression is None:
+            continue
+        try:
+            classad2.ExprTree(expression)
+        except Exception:  # noqa: BLE001 - the parser raises a bare exception type
+            return JobProblem(name, "expression does not parse")
+    return JobProblem(next(iter(fields), "?"), "the job's attributes do not parse together")
+
+
+def _expression(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
+        return value[len(_EXPR[0]) : -len(_EXPR[1])]
+    return None
+
+
+def _literal(value: Any) -> str:
+    """A JSON literal (already checked) in ClassAd syntax."""
+    import classad2
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return str(classad2.quote(value))

@@ -144,7 +144,8 @@ def test_explain_names_a_target_attribute_the_job_has_but_the_vm_lacks():
     assert isinstance(result, Unservable)
     assert result.reasons[0] == (
         "Requirements is false on VM type pandacernvm "
-        "(refers to TARGET.FileSystemDomain, which the VM type does not define)"
+        "(refers to TARGET.FileSystemDomain, which the VM type does not define); "
+        "set pool.filesystem_domain in the configuration to the pool's FILESYSTEM_DOMAIN"
     )
 
 
