@@ -52,12 +52,14 @@ def _render(app: Application, demand: Demand, explain: bool) -> None:
 
         console.print_json({**asdict(demand), "vms_needed": demand.vms_needed})
         return
+    from csctl.plan.text import shown  # every value from a job passes through it
+
     for warning in demand.warnings:
-        console.warn(warning)
+        console.warn(shown(warning, 300))
     rows = [
         (
-            r.vm_type,
-            ", ".join(r.clouds),
+            shown(r.vm_type),
+            shown(", ".join(r.clouds)),
             r.idle_jobs,
             r.jobs_on_existing,
             r.vms_booting,
@@ -76,7 +78,7 @@ def _render(app: Application, demand: Demand, explain: bool) -> None:
         console.result(f"{rejected} jobs no VM type can serve (see --explain)")
     if explain:
         for r in demand.rejected:
-            ids = ", ".join(r.job_ids) + (" ..." if r.jobs > len(r.job_ids) else "")
-            console.result(f"{r.jobs} job(s) of {r.owner} ({ids}):")
+            ids = ", ".join(shown(i, 40) for i in r.job_ids) + (" ..." if r.jobs > len(r.job_ids) else "")
+            console.result(f"{r.jobs} job(s) of {shown(r.owner)} ({ids}):")
             for reason in r.reasons:
-                console.result(f"  - {reason}")
+                console.result(f"  - {shown(reason, 300)}")

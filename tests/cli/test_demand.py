@@ -94,3 +94,63 @@ def test_pool_unreachable(csctl, tmp_path):
     assert result.exit_code == ExitCode.POOL_UNREACHABLE
     assert result.stderr.startswith("error: cannot query collector 127.0.0.1:1")
     assert len(result.stderr.splitlines()) == 2  # the error and its hint
+
+
+def test_values_from_jobs_are_escaped_and_cut_on_the_terminal(csctl, tmp_path):
+    owner = "\x1b[31mred\x1b[0m\nfake line" + "x" * 1_000
+    jobs = [{"ClusterId": 7, "ProcId": 0, "Owner": owner, "VMType": "\x1b[2J" + "y" * 60_000}]
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path, jobs)), "--explain")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 310
+    lines = result.stdout.splitlines()
+    assert lines[-2].startswith("1 job(s) of \\e[31mred\\e[0m\\nfake linexxx") and lines[-2].endswith(
+        "… (7.0):"
+    )
+    assert lines[-1].startswith('  - VMType "\\e[2Jyyy') and "…" in lines[-1]
+
+
+def test_explain_names_filesystem_domain_for_shared_file_system_jobs(csctl, tmp_path):
+    jobs = [
+        {
+            "ClusterId": 8,
+            "ProcId": 0,
+            "Owner": "erin",
+            "FileSystemDomain": "cluster.example.org",
+            # condor_submit's should_transfer_files = NO
+            "Requirements": "/Expr(TARGET.FileSystemDomain == MY.FileSystemDomain)/",
+        }
+    ]
+    result = csctl("demand", "--from-file", str(snapshot(tmp_path, jobs)), "--explain")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1] == (
+        "  - Requirements is false on VM type pandacernvm (refers to TARGET.FileSystemDomain, "
+        "which the VM type does not define); set pool.filesystem_domain in the configuration "
+        "to the pool's FILESYSTEM_DOMAIN"
+    )
+
+
+def test_a_hostile_file_still_serves_the_other_jobs(csctl, tmp_path):
+    blacklist = " && ".join(f'Machine != "wn{i}"' for i in range(400))
+    jobs = [
+        *JOBS[:9],
+        {"ClusterId": 20, "ProcId": 0, "Owner": "al\ud800ice"},
+        {"ClusterId": 21, "ProcId": 0, "RequestCpus": 2**63},
+        {"ClusterId": 22, "ProcId": 0, "Requirements": f"/Expr({blacklist})/", "RequestCpus": 1},
+        {
+            "ClusterId": 23,
+            "ProcId": 0,
+            "RequestMemory": "/Expr(RequestDisk)/",
+            "RequestDisk": "/Expr(RequestMemory)/",
+        },
+    ]
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(jobs))  # the surrogate travels as \ud800, as condor_q may write it
+    result = csctl("demand", "--from-file", str(path), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["idle_jobs"] == 13 and sum(r["idle_jobs"] for r in data["requirements"]) == 10
+    assert sorted(r["reasons"][0] for r in data["rejected"]) == [
+        "Owner: contains a lone UTF-16 surrogate",
+        "RequestCpus: integer 9223372036854775808 is out of the 64-bit range",
+        "RequestMemory: refers to itself through other attributes (a circle)",
+    ]
