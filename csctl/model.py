@@ -22,6 +22,7 @@ TAG_TYPE = "csctl-type"
 TAG_CLOUD = "csctl-cloud"
 TAG_BATCH = "csctl-batch"
 TAG_BOOTED = "csctl-booted"
+TAG_JOINED = "csctl-joined"  # set once, when a cycle first sees the VM's startd
 
 
 def vm_id(batch_id: str, launch_index: int) -> str:
@@ -63,6 +64,7 @@ class Instance:
     address: str | None = None
     fault: str | None = None
     image: str | None = None
+    joined_at: datetime | None = None  # from TAG_JOINED: the VM joined the pool once
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,12 @@ class Cloud(Protocol):
 
     def terminate(self, instances: Sequence[Instance]) -> list[str]:
         """Terminate the given instances; return the csctl ids the cloud accepted."""
+        ...
+
+    def mark_joined(self, instances: Sequence[Instance], when: datetime) -> list[str]:
+        """Record on each instance (tag or metadata TAG_JOINED = when, ISO 8601 UTC) that its
+        VM joined the pool; return the csctl ids recorded. One call per cloud where the API
+        allows; raises a CloudError subclass on failure."""
         ...
 
     def console_output(self, instance: Instance) -> str:

@@ -22,9 +22,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from csctl.clouds.base import joined_tag, parse_joined
 from csctl.context.payload import Payload, parse_user_data
 from csctl.errors import CloudBackendError, CloudBadRequest, CsctlError
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota, VMState, vm_id
+from csctl.model import (
+    TAG_BATCH,
+    TAG_CLOUD,
+    TAG_JOINED,
+    TAG_POOL,
+    TAG_TYPE,
+    BootRequest,
+    Instance,
+    Quota,
+    VMState,
+    vm_id,
+)
 
 CONDOR_DIRS = ("log", "spool", "execute", "lock", "run")
 SETUP_SCRIPT = "/usr/local/sbin/csctl-vm-setup"
@@ -119,6 +131,24 @@ class Driver:
             vm = self._vm(instance.csctl_id)
             self._stop(vm)
             shutil.rmtree(vm.host_dir, ignore_errors=True)
+            done.append(instance.csctl_id)
+        return done
+
+    def mark_joined(self, instances: Sequence[Instance], when: datetime) -> list[str]:
+        """Add ``csctl-joined = when`` to each VM's instance record; return the csctl ids
+        marked. A VM whose record is gone (terminated) is not marked."""
+        value = joined_tag(when)
+        done = []
+        for instance in instances:
+            record = self._vm(instance.csctl_id).host_dir / "instance.json"
+            try:
+                data = json.loads(record.read_text())
+                data["tags"][TAG_JOINED] = value
+                _replace(record, json.dumps(data))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise CloudBackendError(self.name, f"cannot mark {instance.csctl_id} joined: {exc}") from None
             done.append(instance.csctl_id)
         return done
 
@@ -244,6 +274,7 @@ class Driver:
             booted_at=datetime.fromisoformat(str(data["booted_at"])),
             address="127.0.0.1",
             image=data.get("image"),
+            joined_at=parse_joined(tags.get(TAG_JOINED)),
         )
 
     def _stop(self, vm: LocalVM) -> None:
@@ -258,6 +289,13 @@ class Driver:
         for stray in _processes_using(str(vm.dir / "condor_config")):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stray, signal.SIGKILL)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a reader never sees half a record."""
+    partial = path.with_name(path.name + ".new")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _read_pid(path: Path) -> int | None:

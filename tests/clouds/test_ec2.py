@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 
-from csctl.clouds.ec2 import USER_DATA_LIMIT, Driver, Settings
+from csctl.clouds.ec2 import TERMINATE_CHUNK, USER_DATA_LIMIT, Driver, Settings
 from csctl.errors import (
     CloudAuthError,
     CloudBackendError,
@@ -33,6 +34,7 @@ from csctl.model import (
     TAG_BATCH,
     TAG_BOOTED,
     TAG_CLOUD,
+    TAG_JOINED,
     TAG_POOL,
     TAG_TYPE,
     BootRequest,
@@ -60,6 +62,7 @@ class Calls:
         self.ops: list[str] = []  # one per HTTP request (pages and retries each count)
         self.bodies: list[dict[str, list[str]]] = []
         self.params: dict[str, dict[str, Any]] = {}  # the driver's parameters, per operation
+        self.all_params: list[tuple[str, dict[str, Any]]] = []  # every call's, in order
         driver.client.meta.events.register("before-send.ec2.*", self._record_send)
         driver.client.meta.events.register("provide-client-params.ec2.*", self._record_params)
 
@@ -70,9 +73,14 @@ class Calls:
 
     def _record_params(self, params: dict[str, Any], event_name: str, **_: Any) -> None:
         self.params[event_name.rsplit(".", 1)[1]] = dict(params)
+        self.all_params.append((event_name.rsplit(".", 1)[1], dict(params)))
 
     def body(self, op: str) -> dict[str, list[str]]:
         return self.bodies[self.ops.index(op)]
+
+    def params_of(self, op: str, n: int) -> dict[str, Any]:
+        """The parameters of the ``n``-th call (0-based) of ``op``."""
+        return [params for name, params in self.all_params if name == op][n]
 
 
 def inject(driver: Driver, op: str, code: str, message: str = "injected by the test") -> None:
@@ -343,6 +351,102 @@ def test_terminate_treats_vanished_instances_as_gone(ec2: EC2Server, driver: Dri
 def test_terminate_nothing_calls_nothing(ec2: EC2Server, driver: Driver) -> None:
     calls = Calls(driver)
     assert driver.terminate([]) == []
+    assert calls.ops == []
+
+
+# -- the joined tag --------------------------------------------------------------
+
+JOINED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def test_mark_joined_tags_in_one_call_and_list_reads_it(ec2: EC2Server, driver: Driver) -> None:
+    a, b, c = driver.boot(make_request(ec2, count=3))
+    assert {vm.joined_at for vm in driver.list_instances(POOL)} == {None}
+    calls = Calls(driver)
+
+    marked = driver.mark_joined([a, c], JOINED)
+
+    assert calls.ops == ["CreateTags"]
+    assert sorted(calls.params["CreateTags"]["Resources"]) == sorted([a.provider_id, c.provider_id])
+    assert sorted(marked) == sorted([a.csctl_id, c.csctl_id])
+    joined = {vm.csctl_id: vm.joined_at for vm in driver.list_instances(POOL)}
+    assert joined == {a.csctl_id: JOINED, b.csctl_id: None, c.csctl_id: JOINED}
+    (raw,) = raw_instances(ec2, InstanceIds=[a.provider_id])
+    assert {t["Key"]: t["Value"] for t in raw["Tags"]}[TAG_JOINED] == "2026-03-04T05:06:07Z"
+
+
+def test_mark_joined_writes_utc(ec2: EC2Server, driver: Driver) -> None:
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    later = datetime.fromisoformat("2026-03-04T07:06:07+02:00")
+
+    driver.mark_joined([vm], later)
+
+    (raw,) = raw_instances(ec2, InstanceIds=[vm.provider_id])
+    assert {t["Key"]: t["Value"] for t in raw["Tags"]}[TAG_JOINED] == "2026-03-04T05:06:07Z"
+    assert [i.joined_at for i in driver.list_instances(POOL)] == [JOINED]
+
+
+def test_mark_joined_chunks_like_terminate(ec2: EC2Server, driver: Driver) -> None:
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    # moto tags ids it does not know, so made-up ones stand in for a thousand instances
+    others = [
+        Instance(f"hermes-many-{n}", CLOUD, "pandacernvm", VMState.RUNNING, f"i-{n:017x}")
+        for n in range(TERMINATE_CHUNK)
+    ]
+    calls = Calls(driver)
+
+    marked = driver.mark_joined([*others, vm], JOINED)
+
+    assert calls.ops == ["CreateTags", "CreateTags"]
+    assert [len(calls.params_of("CreateTags", n)["Resources"]) for n in (0, 1)] == [TERMINATE_CHUNK, 1]
+    assert sorted(marked) == sorted([vm.csctl_id, *(i.csctl_id for i in others)])
+    assert [i.joined_at for i in driver.list_instances(POOL)] == [JOINED]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not a time", "", "2026-13-45T99:00:00Z", "0001-01-01T00:00:00+01:00", "2026-03-04T05:06:07Z" * 4],
+)
+def test_a_joined_tag_that_is_not_a_time_reads_as_none(ec2: EC2Server, driver: Driver, value: str) -> None:
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    ec2.client().create_tags(Resources=[vm.provider_id], Tags=[{"Key": TAG_JOINED, "Value": value}])
+
+    (listed,) = driver.list_instances(POOL)
+
+    assert (listed.csctl_id, listed.joined_at) == (vm.csctl_id, None)
+
+
+def test_mark_joined_skips_vanished_instances(ec2: EC2Server, driver: Driver) -> None:
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    ghost = Instance("hermes-gone-0", CLOUD, "pandacernvm", VMState.RUNNING, "i-0123456789abcdef0")
+    # moto tags any id; AWS refuses the whole call and names the ids it does not know
+    refusal = error_response(
+        "InvalidInstanceID.NotFound", f"The instance ID '{ghost.provider_id}' does not exist"
+    )
+
+    def refuse_ghost(request: Any, **_: Any) -> Any:
+        return refusal if ghost.provider_id in str(request.body) else None
+
+    driver.client.meta.events.register("before-send.ec2.CreateTags", refuse_ghost)
+    calls = Calls(driver)
+
+    assert driver.mark_joined([ghost, vm], JOINED) == [vm.csctl_id]
+    assert calls.ops == ["CreateTags", "CreateTags"]  # refused, then without the ghost
+    assert [i.joined_at for i in driver.list_instances(POOL)] == [JOINED]
+
+
+def test_mark_joined_errors_are_translated(ec2: EC2Server) -> None:
+    driver = make_driver(ec2, max_attempts=1)
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    inject(driver, "CreateTags", "UnauthorizedOperation", "You are not authorized to perform this operation.")
+
+    with pytest.raises(CloudAuthError, match="CreateTags failed: UnauthorizedOperation"):
+        driver.mark_joined([vm], JOINED)
+
+
+def test_mark_joined_of_nothing_calls_nothing(ec2: EC2Server, driver: Driver) -> None:
+    calls = Calls(driver)
+    assert driver.mark_joined([], JOINED) == []
     assert calls.ops == []
 
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from csctl.clouds.base import joined_tag
 from csctl.clouds.ec2.errors import translated, unimplemented, unknown_instance_ids
 from csctl.clouds.ec2.instances import LIVE_STATES, to_instance
 from csctl.clouds.ec2.settings import USER_DATA_LIMIT, Settings
 from csctl.errors import CloudBadRequest
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota
 
 log = logging.getLogger(__name__)
 
-TERMINATE_CHUNK = 1000  # instance ids per TerminateInstances call
+TERMINATE_CHUNK = 1000  # instance ids per TerminateInstances (and CreateTags) call
 
 
 class Driver:
@@ -76,6 +78,17 @@ class Driver:
         for start in range(0, len(ids), TERMINATE_CHUNK):
             done += self._terminate_chunk(ids[start : start + TERMINATE_CHUNK])
         return [by_id[i] for i in done if i in by_id]
+
+    def mark_joined(self, instances: Sequence[Instance], when: datetime) -> list[str]:
+        """Tag the instances ``csctl-joined = when``, 1000 ids per CreateTags call; return the
+        csctl ids tagged. Instances EC2 no longer knows are gone: they are not tagged."""
+        by_id = {vm.provider_id: vm.csctl_id for vm in instances}
+        ids = list(by_id)
+        tags = [{"Key": TAG_JOINED, "Value": joined_tag(when)}]
+        done: list[str] = []
+        for start in range(0, len(ids), TERMINATE_CHUNK):
+            done += self._tag_chunk(ids[start : start + TERMINATE_CHUNK], tags)
+        return [by_id[i] for i in done]
 
     def console_output(self, instance: Instance) -> str:
         """The instance's console log (botocore decodes EC2's base64), "" when there is none."""
@@ -169,6 +182,25 @@ class Driver:
                     continue
             return gone + [vm["InstanceId"] for vm in response.get("TerminatingInstances", [])]
         return gone
+
+    def _tag_chunk(self, ids: list[str], tags: list[dict[str, str]]) -> list[str]:
+        """Tag ids in one call; EC2 refuses the whole call for one unknown id, so drop those
+        it names and retry. Returns the ids tagged."""
+        from botocore.exceptions import ClientError
+
+        while ids:
+            with self._api("CreateTags"):
+                try:
+                    self.client.create_tags(Resources=ids, Tags=tags)
+                except ClientError as exc:
+                    unknown = unknown_instance_ids(exc, ids)
+                    if not unknown:
+                        raise
+                    log.debug("%s: already gone, not tagged: %s", self.name, ", ".join(unknown))
+                    ids = [i for i in ids if i not in unknown]
+                    continue
+            return ids
+        return []
 
     def _max_instances(self) -> int | None:
         from botocore.exceptions import ClientError

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_TYPE, Instance, VMState, vm_id
+from csctl.clouds.base import parse_joined
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_TYPE, Instance, VMState, vm_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def to_instance(raw: Mapping[str, Any], cloud: str, sent: Mapping[str, str] | No
         address=raw.get("PrivateIpAddress"),
         fault=_fault(raw, state),
         image=raw.get("ImageId"),
+        joined_at=parse_joined(tags.get(TAG_JOINED)),
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from csctl.clouds.base import joined_tag
 from csctl.clouds.openstack.errors import fatal, missing_server, translated
 from csctl.clouds.openstack.servers import batch_name_filter, owned, room, to_instance
 from csctl.clouds.openstack.settings import (
@@ -20,7 +22,18 @@ from csctl.clouds.openstack.settings import (
     Settings,
 )
 from csctl.errors import CloudBadRequest, CloudError
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota, VMState, vm_id
+from csctl.model import (
+    TAG_BATCH,
+    TAG_CLOUD,
+    TAG_JOINED,
+    TAG_POOL,
+    TAG_TYPE,
+    BootRequest,
+    Instance,
+    Quota,
+    VMState,
+    vm_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +97,17 @@ class Driver:
         others are still deleted; an auth or connection failure stops the loop. Raises
         only when no server was accepted.
         """
-        done: list[str] = []
-        failures: list[CloudError] = []
-        for vm in instances:
-            try:
-                self._delete(vm)
-            except CloudError as exc:
-                failures.append(exc)
-                if fatal(exc):
-                    break
-                continue
-            done.append(vm.csctl_id)
-        if failures and not done:
-            raise failures[0]
-        for failure in failures:
-            log.warning("%s", failure.message)
-        return done
+        return self._each(instances, self._delete)
+
+    def mark_joined(self, instances: Sequence[Instance], when: datetime) -> list[str]:
+        """Set metadata ``csctl-joined = when`` on each server; return the csctl ids marked.
+
+        Nova has no bulk metadata call: one ``POST /servers/<id>/metadata`` per VM, which
+        leaves the other keys alone. A server Nova no longer knows is not marked; other
+        failures are handled as ``terminate`` handles them.
+        """
+        value = joined_tag(when)
+        return self._each(instances, lambda vm: self._set_joined(vm, value))
 
     def console_output(self, instance: Instance) -> str:
         """The server's console log; "" while it has none (building, or no console)."""
@@ -247,9 +255,45 @@ class Driver:
         mine = [s for s in servers if (s.metadata or {}).get(TAG_BATCH) == batch_id]
         return [to_instance(s, self.name) for s in mine]
 
+    def _each(self, instances: Sequence[Instance], act: Callable[[Instance], bool | None]) -> list[str]:
+        """``act`` on every instance; the csctl ids it did not refuse (False: server gone).
+
+        A failure is logged and the loop goes on, but an auth or connection failure stops it.
+        Raises the first failure only when no instance succeeded.
+        """
+        done: list[str] = []
+        failures: list[CloudError] = []
+        for vm in instances:
+            try:
+                if act(vm) is False:
+                    continue
+            except CloudError as exc:
+                failures.append(exc)
+                if fatal(exc):
+                    break
+                continue
+            done.append(vm.csctl_id)
+        if failures and not done:
+            raise failures[0]
+        for failure in failures:
+            log.warning("%s", failure.message)
+        return done
+
     def _delete(self, vm: Instance) -> None:
         with self._api(f"delete server {vm.provider_id}"):
             self.conn.compute.delete_server(vm.provider_id, ignore_missing=True)  # 404: gone already
+
+    def _set_joined(self, vm: Instance, value: str) -> bool:
+        """Mark one server; False when Nova no longer knows it."""
+        from openstack import exceptions as sdk
+
+        with self._api(f"set metadata of server {vm.provider_id}"):
+            try:
+                self.conn.compute.set_server_metadata(vm.provider_id, **{TAG_JOINED: value})
+            except sdk.NotFoundException:
+                log.debug("%s: server %s already gone, not marked", self.name, vm.provider_id)
+                return False
+        return True
 
     def _api(self, action: str) -> AbstractContextManager[None]:
         """API calls inside raise csctl CloudErrors only, whatever the SDKs raise."""

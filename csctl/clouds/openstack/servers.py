@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from csctl.clouds.base import parse_joined
 from csctl.clouds.openstack.errors import one_line
 from csctl.clouds.openstack.settings import TAG_IMAGE
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_POOL, TAG_TYPE, Instance, VMState, vm_id
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_POOL, TAG_TYPE, Instance, VMState, vm_id
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def to_instance(server: Any, cloud: str) -> Instance:
         address=_fixed_address(server.addresses or {}),
         fault=_fault(server.fault, state),
         image=metadata.get(TAG_IMAGE),
+        joined_at=parse_joined(metadata.get(TAG_JOINED)),
     )
 
 
