@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ from csctl.model import (
     TAG_BATCH,
     TAG_BOOTED,
     TAG_CLOUD,
+    TAG_JOINED,
     TAG_POOL,
     TAG_TYPE,
     BootRequest,
@@ -563,6 +565,77 @@ def test_terminate_stops_at_an_auth_error(nova_api: Any, flavors: Any, driver: D
         driver.terminate(vms)
 
     assert calls.requests == ["DELETE /servers/{id}"]
+
+
+# -- the joined metadata ---------------------------------------------------------
+
+JOINED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def boot_active(driver: Driver, request: BootRequest) -> list[Instance]:
+    """Boot and wait until every server is ACTIVE: Nova refuses metadata while building
+    (409), and a VM whose startd joined is active anyway."""
+    started = driver.boot(request)
+    wait_for(driver, lambda vms: {vm.state for vm in vms} == {VMState.RUNNING})
+    return sorted(started, key=lambda vm: vm.csctl_id)
+
+
+def test_mark_joined_sets_metadata_and_list_reads_it(nova_api: Any, flavors: Any, driver: Driver) -> None:
+    a, b, c = boot_active(driver, make_request(nova_api, flavors, count=3))
+    assert {vm.joined_at for vm in driver.list_instances(POOL)} == {None}
+    calls = Calls(driver)
+
+    marked = driver.mark_joined([a, c], JOINED)
+
+    assert calls.requests == ["POST /servers/{id}/metadata", "POST /servers/{id}/metadata"]
+    assert calls.bodies == [{"metadata": {TAG_JOINED: "2026-03-04T05:06:07Z"}}] * 2
+    assert marked == [a.csctl_id, c.csctl_id]
+    joined = {vm.csctl_id: vm.joined_at for vm in driver.list_instances(POOL)}
+    assert joined == {a.csctl_id: JOINED, b.csctl_id: None, c.csctl_id: JOINED}
+    # the batch's own metadata is left alone
+    server = driver.conn.compute.get_server(a.provider_id)
+    assert server.metadata[TAG_BATCH] == BATCH and server.metadata[TAG_JOINED] == "2026-03-04T05:06:07Z"
+
+
+@pytest.mark.parametrize("value", ["not a time", "2026-13-45T99:00:00Z", "0001-01-01T00:00:00+01:00"])
+def test_joined_metadata_that_is_not_a_time_reads_as_none(
+    nova_api: Any, flavors: Any, driver: Driver, value: str
+) -> None:
+    (vm,) = boot_active(driver, make_request(nova_api, flavors, count=1))
+    driver.conn.compute.set_server_metadata(vm.provider_id, **{TAG_JOINED: value})
+
+    (listed,) = driver.list_instances(POOL)
+
+    assert (listed.csctl_id, listed.joined_at) == (vm.csctl_id, None)
+
+
+def test_mark_joined_skips_vanished_servers(nova_api: Any, flavors: Any, driver: Driver) -> None:
+    (vm,) = boot_active(driver, make_request(nova_api, flavors, count=1))
+    ghost = Instance(f"{BATCH}-9", CLOUD, "pandacernvm", VMState.RUNNING, str(uuid.uuid4()))
+
+    assert driver.mark_joined([ghost, vm], JOINED) == [vm.csctl_id]
+    assert [i.joined_at for i in driver.list_instances(POOL)] == [JOINED]
+
+
+def test_mark_joined_goes_on_past_a_failing_server(nova_api: Any, flavors: Any, driver: Driver) -> None:
+    a, b = boot_active(driver, make_request(nova_api, flavors, count=2))
+    inject(driver, "POST", f"{a.provider_id}/metadata", 409, "Cannot 'update metadata' while it is locked")
+
+    assert driver.mark_joined([a, b], JOINED) == [b.csctl_id]
+
+    with pytest.raises(CloudBackendError, match=f"set metadata of server {a.provider_id} failed: 409"):
+        driver.mark_joined([a], JOINED)
+
+
+def test_mark_joined_stops_at_an_auth_error(nova_api: Any, flavors: Any, driver: Driver) -> None:
+    vms = boot_active(driver, make_request(nova_api, flavors, count=2))
+    inject(driver, "POST", "/metadata", 403, "Policy doesn't allow os_compute_api:server-metadata:create")
+    calls = Calls(driver)
+
+    with pytest.raises(CloudAuthError):
+        driver.mark_joined(vms, JOINED)
+
+    assert calls.requests == ["POST /servers/{id}/metadata"]
 
 
 def test_console_output(nova_api: Any, flavors: Any, driver: Driver) -> None:

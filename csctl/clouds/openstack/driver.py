@@ -104,7 +104,8 @@ class Driver:
 
         Nova has no bulk metadata call: one ``POST /servers/<id>/metadata`` per VM, which
         leaves the other keys alone. A server Nova no longer knows is not marked; other
-        failures are handled as ``terminate`` handles them.
+        failures (Nova says 409 while a server is still building) are handled as
+        ``terminate`` handles them.
         """
         value = joined_tag(when)
         return self._each(instances, lambda vm: self._set_joined(vm, value))
