@@ -1,21 +1,24 @@
-"""The local driver on the real test pool: its VMs join under csctl-minted tokens."""
+"""The local driver: on the real test pool its VMs join under csctl-minted tokens; its
+instance records (the joined mark) are tested without HTCondor."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import htcondor2
 import pytest
 import yaml
 
+from csctl.clouds.local import Driver, Settings
 from csctl.clouds.registry import make_cloud
 from csctl.context.render import Batch, render_user_data, vm_identity
 from csctl.context.tokens import STARTD_SCOPES, SigningKey, mint, read_signing_key
-from csctl.model import TAG_POOL, BootRequest, VMState
-
-pytestmark = pytest.mark.pool
+from csctl.model import TAG_JOINED, TAG_POOL, BootRequest, VMState
 
 
 def batch_id() -> str:
@@ -60,6 +63,7 @@ def local(testbed_config):
     cloud.terminate(cloud.list_instances(testbed_config.pool.name))
 
 
+@pytest.mark.pool
 def test_booted_vms_join_with_their_identity_and_run_a_job(local, testbed_config, clean_queue):
     batch = batch_id()
     started = local.boot(request(testbed_config, batch, 2, payload(testbed_config, batch).encode()))
@@ -96,6 +100,7 @@ def test_booted_vms_join_with_their_identity_and_run_a_job(local, testbed_config
     assert local.list_instances(testbed_config.pool.name) == []
 
 
+@pytest.mark.pool
 def test_console_output_shows_the_setup_and_logs(local, testbed_config):
     batch = batch_id()
     (vm,) = local.boot(request(testbed_config, batch, 1, payload(testbed_config, batch).encode()))
@@ -103,6 +108,7 @@ def test_console_output_shows_the_setup_and_logs(local, testbed_config):
     assert "==> setup.log <==" in console and "==> log/MasterLog <==" in console
 
 
+@pytest.mark.pool
 @pytest.mark.parametrize("case", ["expired", "wrong key", "wrong issuer", "out of scope"])
 def test_collector_rejects_bad_tokens(local, testbed_config, case):
     batch = batch_id()
@@ -126,3 +132,66 @@ def test_collector_rejects_bad_tokens(local, testbed_config, case):
         claims.update(scopes=("condor:/READ",))
     local.boot(request(testbed_config, batch, 1, with_token(good, mint(key, **claims))))
     assert startd_ads(testbed_config, batch, 8, want=1) == []
+
+
+# -- instance records, without HTCondor -------------------------------------------
+
+JOINED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Driver:
+    """A local cloud in a chroot holding nothing but a condor user: its VMs' setup cannot
+    run, so they stay stopped, as cloud VMs whose contextualization failed (no startd)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text(f"condor:x:{os.getuid()}:{os.getgid()}::/:/bin/false\n")
+    return Driver("local", Settings(root=root, work_dir=Path("/vms")))
+
+
+def boot_bare(cloud: Driver, count: int) -> list:
+    return cloud.boot(
+        BootRequest(
+            batch_id(), "small", count, "host", None, b"#cloud-config\nwrite_files: []\n", {TAG_POOL: "p"}
+        )
+    )
+
+
+def record(cloud: Driver, csctl_id: str) -> Path:
+    assert cloud.settings.root is not None
+    return cloud.settings.root / "vms" / csctl_id / "instance.json"
+
+
+def test_mark_joined_is_kept_in_the_instance_record(bare: Driver) -> None:
+    a, b = boot_bare(bare, 2)
+    assert [(vm.state, vm.joined_at) for vm in bare.list_instances("p")] == [(VMState.STOPPED, None)] * 2
+
+    assert bare.mark_joined([a], JOINED) == [a.csctl_id]
+
+    assert {vm.csctl_id: vm.joined_at for vm in bare.list_instances("p")} == {
+        a.csctl_id: JOINED,
+        b.csctl_id: None,
+    }
+    assert json.loads(record(bare, a.csctl_id).read_text())["tags"][TAG_JOINED] == "2026-03-04T05:06:07Z"
+    assert sorted(p.name for p in record(bare, a.csctl_id).parent.glob("instance.json*")) == ["instance.json"]
+
+
+def test_mark_joined_skips_terminated_vms(bare: Driver) -> None:
+    a, b = boot_bare(bare, 2)
+    bare.terminate([a])
+
+    assert bare.mark_joined([a, b], JOINED) == [b.csctl_id]
+    assert [(vm.csctl_id, vm.joined_at) for vm in bare.list_instances("p")] == [(b.csctl_id, JOINED)]
+
+
+@pytest.mark.parametrize("value", ["not a time", "", 1767225600, None, "2026-13-45T99:00:00Z"])
+def test_a_joined_mark_that_is_not_a_time_reads_as_none(bare: Driver, value: object) -> None:
+    (vm,) = boot_bare(bare, 1)
+    path = record(bare, vm.csctl_id)
+    data = json.loads(path.read_text())
+    data["tags"][TAG_JOINED] = value
+    path.write_text(json.dumps(data))
+
+    (listed,) = bare.list_instances("p")
+
+    assert (listed.csctl_id, listed.joined_at) == (vm.csctl_id, None)
