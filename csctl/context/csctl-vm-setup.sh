@@ -34,10 +34,13 @@ hold_condor() {  # HTCondor must not run, now or later in this boot
 
 # -- 1. the metadata service, for root only ---------------------------------------------
 
+# A job's own connections leave through OUTPUT, as its uid (root's are let through; a
+# packet of no process, such as the kernel's own reject, is left alone); a container on a
+# bridge (Docker) reaches the address through FORWARD, where no uid is known: refused.
 nft_rules() {
     command -v nft >/dev/null 2>&1 || return 1
     # add-then-delete makes the load idempotent; -f applies the file as one transaction
-    nft -f - <<EOF
+    nft_error=$(nft -f - 2>&1 <<EOF
 table inet csctl_metadata
 delete table inet csctl_metadata
 table inet csctl_metadata {
@@ -46,26 +49,43 @@ table inet csctl_metadata {
         ip daddr $imds meta skuid != 0 reject
         ip6 daddr $imds6 meta skuid != 0 reject
     }
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        ip daddr $imds reject
+        ip6 daddr $imds6 reject
+    }
 }
 EOF
+    ) && return 0
+    echo "$nft_error" >&2
+    return 1
 }
 
-ipt_rule() {  # iptables-command address protocol reject-type
-    # --socket-exists: a packet of no process (the kernel's own reject) is left alone
-    set -- OUTPUT -d "$2" -p "$3" -m owner --socket-exists ! --uid-owner 0 -j REJECT --reject-with "$4"
+ipt_rule() {  # iptables-command chain rule...: inserted first in the chain, unless there already
+    cmd=$1
+    shift
     "$cmd" -C "$@" 2>/dev/null || "$cmd" -I "$@"
 }
 
-ipt_rules() {  # iptables-command address unreachable-type: TCP refused at once, then the rest
-    cmd=$1
-    ipt_rule "$cmd" "$2" all "$3" && ipt_rule "$cmd" "$2" tcp tcp-reset
+ipt_rules() {  # iptables-command address unreachable-type (TCP is reset: refused at once)
+    for chain in OUTPUT FORWARD; do
+        owner="-m owner --socket-exists ! --uid-owner 0"
+        [ "$chain" = OUTPUT ] || owner=""
+        # $owner unquoted: its words are arguments
+        ipt_rule "$1" "$chain" -d "$2" -p all $owner -j REJECT --reject-with "$3" &&
+            ipt_rule "$1" "$chain" -d "$2" -p tcp $owner -j REJECT --reject-with tcp-reset || return 1
+    done
 }
 
 iptables_rules() {
     command -v iptables >/dev/null 2>&1 || return 1
     ipt_rules iptables "$imds" icmp-port-unreachable || return 1
     [ -e /proc/net/if_inet6 ] || return 0  # no IPv6: nothing reaches the IPv6 address
-    command -v ip6tables >/dev/null 2>&1 && ipt_rules ip6tables "$imds6" icmp6-port-unreachable
+    if ! command -v ip6tables >/dev/null 2>&1; then
+        missing="ip6tables is not installed (IPv6 is on)"
+        return 1
+    fi
+    ipt_rules ip6tables "$imds6" icmp6-port-unreachable
 }
 
 metadata_open() {
@@ -80,15 +100,18 @@ firewall() {
         say "the metadata service ($imds) stays open to every user of this VM (CSCTL_METADATA_OPEN=1)"
         return 0
     fi
+    missing="neither nft nor iptables is installed"
     nft_rules && return 0
     iptables_rules && return 0
     hold_condor
-    if command -v nft >/dev/null 2>&1 || command -v iptables >/dev/null 2>&1; then
-        say "cannot keep jobs from the metadata service ($imds): nft and iptables failed; HTCondor stopped"
-    else
-        say "cannot keep jobs from the metadata service ($imds): neither nft nor iptables is installed;" \
-            "HTCondor stopped"
-    fi
+    case "$missing" in ip6tables*) ;; *)
+        tools=""
+        for tool in nft iptables; do
+            if command -v "$tool" >/dev/null 2>&1; then tools="${tools:+$tools and }$tool"; fi
+        done
+        [ -z "$tools" ] || missing="$tools failed" ;;
+    esac
+    say "cannot keep jobs from the metadata service ($imds): $missing; HTCondor stopped"
     exit 1
 }
 

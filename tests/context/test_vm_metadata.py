@@ -1,11 +1,13 @@
 """The VM setup script keeps jobs from the metadata service, for real.
 
-Each test gets a network namespace with the metadata addresses (169.254.169.254 and
-fd00:ec2::254) on a veth interface and a stand-in metadata service
-(testbed/metadata_server.py) serving the batch's real user-data. The setup script runs
-inside it as root, as cloud-init runs it; then an unprivileged user must fail to read the
-user-data, while root still can. Nothing leaves the namespace: the host's own firewall
-and addresses are never touched (one test checks the host's ruleset stays as it was).
+Each test gets three network namespaces wired by veth pairs: a cloud's, holding the
+metadata addresses (169.254.169.254 and fd00:ec2::254) and a stand-in metadata service
+(testbed/metadata_server.py) serving the batch's real user-data; a VM's, routing to it;
+and a container's behind the VM, as Docker puts one. The setup script runs in the VM's
+namespace as root, as cloud-init runs it; then an unprivileged user of the VM and the
+container must fail to read the user-data, while the VM's root still can. Nothing leaves
+the namespaces: the host's own firewall, addresses and sysctls are never touched (one
+test checks the host's ruleset stays as it was).
 """
 
 from __future__ import annotations
@@ -77,16 +79,18 @@ def unprivileged() -> tuple[int, int]:
 
 @dataclass
 class Namespace:
-    """A network namespace holding the metadata addresses and a stand-in service."""
+    """The VM's network namespace, the cloud's (with a stand-in metadata service) and a
+    container's, on a bridge of the VM as Docker would put it."""
 
-    name: str
+    name: str  # the VM's
+    container: str
     log: Path
 
     def run(
-        self, *argv: str, env: dict[str, str] | None = None, as_user: bool = False
+        self, *argv: str, env: dict[str, str] | None = None, as_user: bool = False, container: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        """``argv`` inside the namespace, as root or as the unprivileged user."""
-        prefix = [IP, "netns", "exec", self.name]
+        """``argv`` on the VM (as root or as the unprivileged user) or in the container."""
+        prefix = [IP, "netns", "exec", self.container if container else self.name]
         if as_user:
             uid, gid = unprivileged()
             prefix += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
@@ -105,7 +109,9 @@ class Namespace:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def read_user_data(self, address: str = IMDS, as_user: bool = False) -> subprocess.CompletedProcess[str]:
+    def read_user_data(
+        self, address: str = IMDS, as_user: bool = False, container: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Fetch the user-data as a job would: IMDSv2 when the service gives a token, else v1."""
         base = f"http://[{address}]" if ":" in address else f"http://{address}"
         fetch = (
@@ -113,36 +119,54 @@ class Namespace:
             f"{base}/latest/api/token) || exit $?; "
             f'curl -sS -g -f --max-time 5 -H "X-aws-ec2-metadata-token: $t" {base}/latest/user-data'
         )
-        return self.run("sh", "-c", fetch, as_user=as_user)
+        return self.run("sh", "-c", fetch, as_user=as_user, container=container)
 
 
-def _ip(*argv: str) -> None:
-    subprocess.run([IP, *argv], check=True, capture_output=True, timeout=30)
+def _ip(where: str, *argv: str) -> None:
+    subprocess.run([IP, "netns", "exec", where, IP, *argv], check=True, capture_output=True, timeout=30)
+
+
+def _wire(cloud: str, vm: str, container: str) -> None:
+    """cloud (10.98.0.1, the metadata addresses) -- vm (10.98.0.2; 10.97.0.1, forwarding)
+    -- container (10.97.0.2): the metadata service is off the VM, as on a cloud."""
+    _ip(cloud, "link", "add", "m0", "type", "veth", "peer", "name", "v0", "netns", vm)
+    _ip(vm, "link", "add", "c1", "type", "veth", "peer", "name", "c0", "netns", container)
+    for where, device, addresses in (
+        (cloud, "m0", ["10.98.0.1/24", f"{IMDS}/32", "fd98::1/64", f"{IMDS6}/128"]),
+        (vm, "v0", ["10.98.0.2/24", "fd98::2/64"]),
+        (vm, "c1", ["10.97.0.1/24"]),
+        (container, "c0", ["10.97.0.2/24"]),
+    ):
+        _ip(where, "link", "set", "lo", "up")
+        for address in addresses:
+            _ip(where, "addr", "add", address, "dev", device, *(["nodad"] if ":" in address else []))
+        _ip(where, "link", "set", device, "up")
+    _ip(cloud, "route", "add", "10.97.0.0/24", "via", "10.98.0.2")
+    _ip(vm, "route", "add", IMDS, "via", "10.98.0.1")
+    _ip(vm, "route", "add", IMDS6, "via", "fd98::1")
+    _ip(container, "route", "add", "default", "via", "10.97.0.1")
+    subprocess.run(
+        [IP, "netns", "exec", vm, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True, timeout=30
+    )  # the VM's namespace only
 
 
 @pytest.fixture
 def namespace(tmp_path: Path) -> Iterator[Callable[..., Namespace]]:
-    """A factory: ``namespace(tokens=..., launch_index=...)`` makes the namespace and starts
-    the metadata service in it; everything is removed afterwards."""
-    name = f"csctl-md-{os.getpid()}-{secrets.token_hex(3)}"
+    """A factory: ``namespace(tokens=..., launch_index=...)`` makes the namespaces and starts
+    the metadata service; everything is removed afterwards."""
+    base = f"csctl-md-{os.getpid()}-{secrets.token_hex(3)}"
+    names = {part: f"{base}-{part}" for part in ("cloud", "vm", "ct")}
     servers: list[subprocess.Popen[str]] = []
 
     def make(tokens: str = "optional", launch_index: int = 2) -> Namespace:
-        _ip("netns", "add", name)
-        for argv in (
-            ("link", "set", "lo", "up"),
-            ("link", "add", "md0", "type", "veth", "peer", "name", "md1"),
-            ("addr", "add", f"{IMDS}/32", "dev", "md0"),
-            ("-6", "addr", "add", f"{IMDS6}/128", "dev", "md0", "nodad"),
-            ("link", "set", "md0", "up"),
-            ("link", "set", "md1", "up"),
-        ):
-            _ip("netns", "exec", name, IP, *argv)
+        for name in names.values():
+            subprocess.run([IP, "netns", "add", name], check=True, capture_output=True, timeout=30)
+        _wire(names["cloud"], names["vm"], names["ct"])
         user_data = tmp_path / "user-data"
         user_data.write_text(render_user_data(CONFIG, Batch(BATCH_ID, "t", "H", "ec2"), KEY, NOW))
-        ns = Namespace(name, tmp_path / "requests.jsonl")
+        ns = Namespace(names["vm"], names["ct"], tmp_path / "requests.jsonl")
         server = subprocess.Popen(
-            [IP, "netns", "exec", name, sys.executable, "-m", "testbed.metadata_server"]
+            [IP, "netns", "exec", names["cloud"], sys.executable, "-m", "testbed.metadata_server"]
             + ["--address", IMDS, "--address", IMDS6, "--launch-index", str(launch_index)]
             + ["--user-data", str(user_data), "--tokens", tokens, "--log", str(ns.log)],
             cwd=ROOT,
@@ -159,7 +183,8 @@ def namespace(tmp_path: Path) -> Iterator[Callable[..., Namespace]]:
         for server in servers:
             server.kill()
             server.wait(timeout=10)
-        subprocess.run([IP, "netns", "del", name], capture_output=True, check=False, timeout=30)
+        for name in names.values():
+            subprocess.run([IP, "netns", "del", name], capture_output=True, check=False, timeout=30)
 
 
 @pytest.fixture
@@ -186,6 +211,8 @@ def run_setup(
 
 
 def assert_only_root_reaches(ns: Namespace) -> None:
+    container = ns.read_user_data(container=True)
+    assert container.returncode == 7, container  # curl: could not connect (refused)
     for address in (IMDS, IMDS6):
         job = ns.read_user_data(address, as_user=True)
         assert job.returncode == 7, (address, job)  # curl: could not connect (refused)
@@ -209,6 +236,7 @@ def test_imdsv2_launch_index_then_only_root_reaches_the_service(namespace, vm, t
     ns = namespace(tokens="required", launch_index=2)
     # before the script, any user reads the user-data and its token: what the rule prevents
     assert ns.read_user_data(as_user=True).returncode == 0
+    assert ns.read_user_data(container=True).returncode == 0
     sent = len(ns.requests())
     result = run_setup(ns, vm, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -232,7 +260,7 @@ def test_imdsv2_launch_index_then_only_root_reaches_the_service(namespace, vm, t
     # run again (cloud-init's bootcmd and runcmd both do): still one table, one rule each
     assert run_setup(ns, vm, tmp_path).returncode == 0
     again = ns.run("nft", "list", "ruleset").stdout
-    assert again.count("table inet csctl_metadata") == 1 and again.count("reject") == 2
+    assert again.count("table inet csctl_metadata") == 1 and again.count("reject") == 4
     assert host_ruleset() == host_before
 
 
@@ -268,12 +296,15 @@ def test_iptables_when_there_is_no_nft(namespace, vm, tmp_path):
     assert result.returncode == 0, result.stderr
     assert ns.run("nft", "list", "table", "inet", "csctl_metadata").returncode != 0  # not by nft
     for tool, address in (("iptables", IMDS), ("ip6tables", IMDS6)):
-        rules = ns.run(tool, "-S", "OUTPUT").stdout
-        assert rules.count("-m owner --socket-exists ! --uid-owner 0 -j REJECT") == 2, rules
-        assert address in rules and "-p tcp" in rules and "tcp-reset" in rules
+        output = ns.run(tool, "-S", "OUTPUT").stdout
+        assert output.count("-m owner --socket-exists ! --uid-owner 0 -j REJECT") == 2, output
+        assert address in output and "-p tcp" in output and "tcp-reset" in output
+        forward = ns.run(tool, "-S", "FORWARD").stdout
+        assert forward.count("-j REJECT") == 2 and address in forward, forward
     assert_only_root_reaches(ns)
     assert run_setup(ns, vm, tmp_path, path=f"{bin_dir}:{BARE_PATH}").returncode == 0
-    assert ns.run("iptables", "-S", "OUTPUT").stdout.count("REJECT") == 2  # not added twice
+    for chain in ("OUTPUT", "FORWARD"):
+        assert ns.run("iptables", "-S", chain).stdout.count("REJECT") == 2  # not added twice
 
 
 def test_no_firewall_tool_fails_closed(namespace, vm, tmp_path):
