@@ -257,13 +257,18 @@ class Pool(Protocol):
 
 @dataclass
 class Snapshot:
-    """What csctl saw in one cycle. ``errors`` names the schedds and clouds that failed."""
+    """What csctl saw in one cycle. ``errors`` names the schedds and clouds that failed;
+    ``pool_errors`` those of them on the pool's side (a schedd, the collector), which
+    make the view of the pool incomplete. ``running`` maps a csctl id to the jobs the
+    schedds say run on that VM (from the job ads, which outlive a collector restart)."""
 
     groups: list[JobGroup] = field(default_factory=list)
     slots: list[StartdSlot] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     failed_clouds: set[str] = field(default_factory=set)
+    pool_errors: list[str] = field(default_factory=list)
+    running: dict[str, list[str]] = field(default_factory=dict)
 
 
 # -- image-test --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ pool shows no claimed slot on it. A VM running a job is never terminated unless
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -43,6 +44,7 @@ class RetirePlan:
 
     retirements: list[Retirement]
     kept: dict[str, str] = field(default_factory=dict)  # csctl id -> why it stays
+    held: list[str] = field(default_factory=list)  # why nothing at all is retired this cycle
     schema: str = SCHEMA
 
     def ids(self, action: Action) -> list[str]:
@@ -86,9 +88,25 @@ def _why_retire(vm: VMView, demand: Demand, config: Config, now: datetime) -> st
 
 
 def plan_retire(
-    report: JoinReport, demand: Demand, config: Config, now: datetime, force: bool = False
+    report: JoinReport,
+    demand: Demand,
+    config: Config,
+    now: datetime,
+    force: bool = False,
+    hold: Sequence[str] = (),
 ) -> RetirePlan:
-    """Decide, for every joined or stopped VM, whether to drain it, terminate it, or keep it."""
+    """Decide, for every joined or stopped VM, whether to drain it, terminate it, or keep it.
+    With ``hold`` reasons (the safety valve: the pool's view is incomplete) nothing is
+    retired and every VM is kept, each saying why; ``force`` does not override a hold."""
+    plan = _plan(report, demand, config, now, force)
+    if hold:
+        for r in plan.retirements:
+            plan.kept[r.csctl_id] = f"would {r.action.value} ({r.reason}), held: {hold[0]}"
+        plan.retirements, plan.held = [], list(hold)
+    return plan
+
+
+def _plan(report: JoinReport, demand: Demand, config: Config, now: datetime, force: bool) -> RetirePlan:
     plan = RetirePlan([])
     for vm in report.vms:
         if any(s.image_test for s in vm.slots):
@@ -97,6 +115,8 @@ def plan_retire(
             plan.retirements.append(_act(vm, Action.TERMINATE, "stopped in the cloud"))
         elif vm.status is Status.DRAINING:
             _finish_draining(vm, force or _past_deadline(vm, config, now), plan)
+        elif vm.status is Status.UNSEEN:
+            _unseen(vm, config, plan)
         elif vm.status in (Status.IDLE, Status.BUSY):
             reason = _why_retire(vm, demand, config, now)
             if reason is None:
@@ -106,6 +126,21 @@ def plan_retire(
             else:
                 plan.retirements.append(_act(vm, Action.DRAIN, reason))
     return plan
+
+
+def _unseen(vm: VMView, config: Config, plan: RetirePlan) -> None:
+    """A VM that joined once but has no ad: kept while a job runs there or while its
+    startd may still advertise again; past the join timeout with no job, HTCondor is
+    gone from it."""
+    minutes = vm.unseen_minutes or 0
+    timeout = config.policy.join_timeout_minutes
+    if vm.running_jobs:
+        plan.kept[vm.csctl_id] = f"no startd ad, but the schedd runs {len(vm.running_jobs)} job(s) there"
+    elif minutes >= timeout:
+        reason = f"joined once, no startd ad for {minutes} min and no job runs there"
+        plan.retirements.append(_act(vm, Action.TERMINATE, reason))
+    else:
+        plan.kept[vm.csctl_id] = f"no startd ad for {minutes} min: waiting up to {timeout} min for it"
 
 
 def _why_kept(vm: VMView, demand: Demand) -> str:
