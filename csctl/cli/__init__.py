@@ -124,6 +124,7 @@ def cli(
     """
     import logging  # here, not at the top: `csctl --help` never gets this far
 
+    from csctl import logredact
     from csctl.console import Console
 
     verbosity = -1 if quiet else verbose
@@ -132,6 +133,7 @@ def cli(
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    logredact.install()  # --debug logs whole SDK requests: user data and tokens must not reach them
     console = Console(verbosity=verbosity, json_output=json_output)
     ctx.obj = Application(config_path=config_path, console=console, debug=debug)
 
