@@ -283,6 +283,40 @@ def test_openstack_launch_index_from_the_metadata_service(namespace, vm, tmp_pat
     assert [r["path"] for r in ns.requests()] == ["/openstack/latest/meta_data.json"]
 
 
+def test_openstack_launch_index_from_a_config_drive(namespace, vm, tmp_path):
+    """A config drive wins over the network. The drive is an ext4 image labelled config-2;
+    a stand-in ``blkid`` names it (the host's own devices are never scanned), the real
+    ``mount`` mounts it read-only in the private mount namespace ``ip netns exec`` makes."""
+    mkfs = shutil.which("mkfs.ext4", path=SBIN_PATH)
+    if mkfs is None or not Path("/dev/loop-control").exists():
+        pytest.skip("needs mkfs.ext4 and loop devices")
+    tree = tmp_path / "drive" / "openstack" / "latest"
+    tree.mkdir(parents=True)
+    (tree / "meta_data.json").write_text('{"uuid": "u", "launch_index": 7, "name": "h"}')
+    image = tmp_path / "config-2.img"
+    subprocess.run(
+        [mkfs, "-q", "-L", "config-2", "-d", str(tmp_path / "drive"), str(image), "4M"],
+        check=True,
+        timeout=60,
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "blkid").write_text(
+        f'#!/bin/sh\n[ "$*" = "-t LABEL=config-2 -o device" ] && echo {image} && exit 0\nexit 2\n'
+    )
+    (bin_dir / "blkid").chmod(0o755)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    ns = namespace(launch_index=3)
+    result = run_setup(
+        ns, vm, tmp_path, path=f"{bin_dir}:{SBIN_PATH}", metadata="openstack", TMPDIR=str(temp)
+    )
+    assert result.returncode == 0, result.stderr
+    assert (vm / "config.d" / "51-csctl-id.conf").read_text() == f'CsctlId = "{BATCH_ID}-7"\n'
+    assert ns.requests() == []  # the network was not asked
+    assert list(temp.iterdir()) == []  # unmounted, its mount point removed
+
+
 def test_iptables_when_there_is_no_nft(namespace, vm, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
