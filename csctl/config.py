@@ -65,7 +65,7 @@ Domain = Annotated[str, BeforeValidator(guard.check_domain)]
 KnobName = Annotated[str, BeforeValidator(guard.check_knob_name)]
 AttributeName = Annotated[str, BeforeValidator(guard.check_attribute_name)]
 AttributeValue = Annotated[str | int | float | bool, BeforeValidator(guard.check_attribute_value)]
-Word = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+Word = Annotated[str, BeforeValidator(guard.check_word)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -256,7 +256,8 @@ def _strict_scalars(model: type[BaseModel], options: dict[str, Any], prefix: gua
         if bool in kinds and not isinstance(value, bool):
             problems.append((prefix + (key,), f"expected true or false, got {guard.show(value)}"))
         elif kinds & {int, float} and isinstance(value, bool):
-            problems.append((prefix + (key,), f"expected a number, got {value!r}"))
+            kind = "a number" if float in kinds else "an integer"
+            problems.append((prefix + (key,), f"expected {kind}, got {value!r}"))
     return problems
 
 
@@ -287,7 +288,10 @@ def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, Base
         try:
             settings[name] = model.model_validate(options)
         except ValidationError as exc:
-            problems += _validation_problems(source, exc, prefix=("clouds", name))
+            refused = {loc for loc, _ in strict}
+            problems += [
+                p for p in _validation_problems(source, exc, ("clouds", name)) if p[0] not in refused
+            ]
         problems += strict
     return settings, problems
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from pathlib import PurePath
 from typing import Any
 
 from pydantic_core import PydanticCustomError
@@ -155,9 +156,17 @@ def check_attribute_value(value: Any) -> Any:
     )
 
 
+def check_word(value: Any) -> Any:
+    """Letters, digits and '_' (``arch``, ``opsys``: written into ClassAd expressions)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]+", value):
+        raise PydanticCustomError("word", "expected letters, digits or '_'")
+    return value
+
+
 def check_path(value: Any) -> Any:
     """A path given as a non-empty string (``""`` would silently mean the current directory)."""
-    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+    text = str(value) if isinstance(value, PurePath) else value
+    if not isinstance(text, str) or not text.strip() or _CONTROL.search(text):
         raise PydanticCustomError("path", "expected a non-empty path without control characters")
     return value
 
