@@ -41,40 +41,51 @@ _BARE = r"(?![\s\"']|b[\"'])"
 
 def _key(names: str) -> str:
     """A key or header name, maybe quoted, and its ``:`` or ``=``."""
-    return rf"(?P<key>[\"']?\b(?:{names})\b[\"']?\s*[:=]\s*)"
+    return rf"(?P<key>\b(?:{names})\b[\"']?\s*[:=]\s*)"
 
 
-_KEY_QUOTED = re.compile(_key(_SECRET_KEYS) + _QUOTED_VALUE, re.IGNORECASE)
+_QUOTED = re.compile(_key(f"{_SECRET_KEYS}|{_SECRET_HEADERS}") + _QUOTED_VALUE, re.IGNORECASE)
 # query strings (UserData=...&) and YAML (user_data: ...): up to a separator or quote
 _KEY_BARE = re.compile(_key(_SECRET_KEYS) + _BARE + r"(?P<value>[^\s&'\",;}\]]+)", re.IGNORECASE)
-_HEADER_QUOTED = re.compile(_key(_SECRET_HEADERS) + _QUOTED_VALUE, re.IGNORECASE)
 # header lines and curl's -H "Name: value": the value runs to the end of the line or quote
 _HEADER_BARE = re.compile(_key(_SECRET_HEADERS) + _BARE + r"(?P<value>[^\r\n\"']+)", re.IGNORECASE)
+# words without which no key or header rule can match: most records skip those scans
+_KEY_WORDS = ("userdata", "user_data", "adminpass", "password")
+_HEADER_WORDS = ("authorization", "-token")
 _ELEMENT = re.compile(rf"(<(?P<tag>{_SECRET_ELEMENTS})>).*?(</(?P=tag)>)", re.IGNORECASE | re.DOTALL)
 
 _PEM_KEY = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL
 )
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
-# standard or URL-safe alphabet, also percent-encoded as in a form body; the lookbehind
-# starts a match only where a run starts, which keeps the scan linear in long bodies
-_BASE64_RUN = re.compile(
-    r"(?<![A-Za-z0-9+/_%-])(?:[A-Za-z0-9+/_-]|%2[BbFf]){200,}(?:=|%3[Dd]){0,2}",
-)
+# standard or URL-safe alphabet, also percent-encoded as in a form body (%2B, %2F, %3D);
+# the lookbehind starts a match only where a run starts, keeping long bodies' scan linear
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_%-])[A-Za-z0-9+/_%-]{200,}=*")
 
 
 def redact(text: str) -> str:
     """``text`` with every secret the rules above recognise replaced by ``<redacted>``."""
     if not text:
         return text
-    text = _KEY_QUOTED.sub(_keep_key_quoted, text)
-    text = _HEADER_QUOTED.sub(_keep_key_quoted, text)
-    text = _KEY_BARE.sub(_keep_key_bare, text)
-    text = _HEADER_BARE.sub(_keep_key_bare, text)
-    text = _ELEMENT.sub(rf"\g<1>{REDACTED}\g<3>", text)
-    text = _PEM_KEY.sub(REDACTED, text)
-    text = _JWT.sub(REDACTED, text)
+    lower = text.lower()
+    keys, headers = _any_in(lower, _KEY_WORDS), _any_in(lower, _HEADER_WORDS)
+    if keys or headers:
+        text = _QUOTED.sub(_keep_key_quoted, text)
+    if keys:
+        text = _KEY_BARE.sub(_keep_key_bare, text)
+    if headers:
+        text = _HEADER_BARE.sub(_keep_key_bare, text)
+    if "<" in text:
+        text = _ELEMENT.sub(rf"\g<1>{REDACTED}\g<3>", text)
+    if "PRIVATE KEY-----" in text:
+        text = _PEM_KEY.sub(REDACTED, text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
     return _BASE64_RUN.sub(REDACTED, text)
+
+
+def _any_in(text: str, words: tuple[str, ...]) -> bool:
+    return any(word in text for word in words)
 
 
 def _keep_key_quoted(match: re.Match[str]) -> str:
