@@ -52,15 +52,14 @@ _OPTIONS: list[Callable[[Any], Any]] = [
     ),
     click.option(
         "--bits",
-        type=click.IntRange(min=2048),
+        type=click.IntRange(min=2048, max=16384),  # past 16384 bits the key takes minutes to make
         default=2048,
         show_default=True,
         help="Size of the new RSA key.",
     ),
     click.option(
         "--passphrase-fd",
-        type=int,
-        metavar="N",
+        metavar="N",  # a string, checked by csctl.proxy.credentials.parse_fd into one-line errors
         help="Read the key's passphrase from file descriptor N (else asked on the terminal).",
     ),
     click.option(
@@ -69,6 +68,11 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         envvar="X509_CERT_DIR",
         show_envvar=True,
         help="Trusted CA directory. [default: ~/.globus/certificates or /etc/grid-security/certificates]",
+    ),
+    click.option(
+        "--require-trust",
+        is_flag=True,
+        help="Refuse (exit 7) when no CA directory is found, instead of warning that the CA is not checked.",
     ),
     click.option(
         "--request",

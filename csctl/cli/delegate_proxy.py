@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from csctl.cli._proxy_inputs import fill_defaults, protect, resolve_trust
 from csctl.cli._proxy_options import proxy_options
 from csctl.cli._proxy_render import show_proxy, show_refresh
 from csctl.cli.app import Application, json_option, pass_app
@@ -16,11 +17,11 @@ from csctl.proxy import (
     IssueOptions,
     assemble_proxy_file,
     default_proxy_path,
-    default_trust_dir,
     parse_lifetime,
     write_private,
     write_request,
 )
+from csctl.proxy.credentials import parse_fd
 from csctl.proxy.issuer import Issuer
 
 MODES = ("request", "sign", "assemble", "info", "refresh_jobs")
@@ -57,37 +58,37 @@ def command(app: Application, **opts: Any) -> None:
         raise InputError(f"choose one of --{' / --'.join(m.replace('_', '-') for m in modes)}")
     if "refresh_jobs" not in modes and (opts["owner"] or opts["threshold"] or opts["dry_run"]):
         raise InputError("--owner, --threshold and --dry-run go with --refresh-jobs")
+    mode = modes[0] if modes else ""
+    fill_defaults(mode, opts)
+    protect(mode, opts)
+    for warning in resolve_trust(mode, opts):
+        app.console.warn(warning)
     run = {"request": _request, "sign": _sign, "assemble": _assemble, "info": _info, "refresh_jobs": _refresh}
-    run.get(modes[0] if modes else "", _make)(app, opts)
+    run.get(mode, _make)(app, opts)
 
 
 def _issuer(opts: Options) -> Issuer:
     options = IssueOptions(parse_lifetime(opts["lifetime"]), opts["limited"], opts["path_length"])
+    fd = opts["passphrase_fd"]
     return Issuer.resolve(
         options,
         prompt=getpass.getpass,  # looked up now: the terminal is the process edge tests replace
         cert=opts["cert"],
         key=opts["key"],
-        passphrase_fd=opts["passphrase_fd"],
+        passphrase_fd=parse_fd(fd) if fd is not None else None,
         cert_dir=opts["cert_dir"],
     )
 
 
-def _trust_dir(opts: Options) -> Path | None:
-    return opts["cert_dir"] or default_trust_dir()
-
-
 def _make(app: Application, opts: Options) -> None:
-    out = opts["out"] or default_proxy_path()
-    made = _issuer(opts).make_proxy_file(out, opts["bits"])
+    made = _issuer(opts).make_proxy_file(opts["out"], opts["bits"])
     for warning in made.warnings:
         app.console.warn(warning)
-    show_proxy(app, out, _trust_dir(opts))
+    show_proxy(app, opts["out"], opts["cert_dir"])
 
 
 def _request(app: Application, opts: Options) -> None:
-    csr = opts["request"]
-    key = opts["request_key"] or csr.with_name(csr.name + ".key")
+    csr, key = opts["request"], opts["request_key"]
     write_request(csr, key, opts["bits"])
     if app.console.json_output:
         app.console.print_json({"request": str(csr), "request_key": str(key)})
@@ -109,13 +110,12 @@ def _sign(app: Application, opts: Options) -> None:
 def _assemble(app: Application, opts: Options) -> None:
     if opts["request_key"] is None:
         raise InputError("--assemble needs --request-key, the key kept by --request")
-    out = opts["out"] or default_proxy_path()
-    assemble_proxy_file(opts["assemble"], opts["request_key"], out, trust_dir=_trust_dir(opts))
-    show_proxy(app, out, _trust_dir(opts))
+    assemble_proxy_file(opts["assemble"], opts["request_key"], opts["out"], trust_dir=opts["cert_dir"])
+    show_proxy(app, opts["out"], opts["cert_dir"])
 
 
 def _info(app: Application, opts: Options) -> None:
-    show_proxy(app, opts["info"] if opts["info"] != Path("") else default_proxy_path(), _trust_dir(opts))
+    show_proxy(app, opts["info"] if opts["info"] != Path("") else default_proxy_path(), opts["cert_dir"])
 
 
 def _refresh(app: Application, opts: Options) -> None:

@@ -44,13 +44,13 @@ def proxy_serial(public_key: rsa.RSAPublicKey) -> int:
 def validity(issuer: Credential, lifetime: timedelta, now: datetime) -> tuple[datetime, datetime, list[str]]:
     """(not before, not after, warnings): back-dated 5 minutes, capped at the issuer's end.
 
-    Like grid-proxy-init, a lifetime beyond the issuer's is shortened with a warning.
+    Like grid-proxy-init, a lifetime beyond the issuer's is shortened with a warning: a
+    proxy never outlives any certificate of the chain that signs it.
     """
     start = max(now - BACKDATE, *(c.not_valid_before_utc for c in issuer.chain))
     issuer_end = min(c.not_valid_after_utc for c in issuer.chain)
-    end = now + lifetime
-    if end <= issuer_end:
-        return start, end, []
+    if lifetime <= issuer_end - now:  # compared, not added: now + lifetime may overflow
+        return start, now + lifetime, []
     left = _hours_minutes(issuer_end - now)
     warning = (
         f"requested lifetime {_hours_minutes(lifetime)} exceeds the issuer's remaining {left}; "

@@ -203,16 +203,37 @@ def load_trust_dir(trust_dir: Path) -> list[x509.Certificate]:
     return cas
 
 
+SYSTEM_TRUST_DIR = Path("/etc/grid-security/certificates")
+NO_TRUST_DIR = (
+    "no CA directory (--cert-dir, $X509_CERT_DIR, ~/.globus/certificates, "
+    "/etc/grid-security/certificates): the certificate's CA is not checked"
+)
+
+
 def default_trust_dir() -> Path | None:
     """Where the grid tools look for CAs: $X509_CERT_DIR, ~/.globus/certificates, /etc/..."""
     env = os.environ.get("X509_CERT_DIR")
     if env:
         return Path(env)
-    home, system = Path.home() / ".globus/certificates", Path("/etc/grid-security/certificates")
-    for candidate in (home, system):
+    for candidate in (Path.home() / ".globus/certificates", SYSTEM_TRUST_DIR):
         if candidate.is_dir():
             return candidate
     return None
+
+
+def resolve_trust_dir(cert_dir: Path | None, *, require: bool) -> tuple[Path | None, list[str]]:
+    """(the CA directory, warnings): ``cert_dir``, else the default one.
+
+    With none anywhere, a certificate from any CA would be accepted: that is one
+    warning, or with ``require`` (``--require-trust``) a CredentialError.
+    """
+    trust_dir = cert_dir or default_trust_dir()
+    if trust_dir is not None:
+        return trust_dir, []
+    hint = "set X509_CERT_DIR or --cert-dir to your grid CA directory"
+    if require:
+        raise CredentialError(f"{NO_TRUST_DIR}, and --require-trust was given", hint=hint)
+    return None, [f"{NO_TRUST_DIR}; {hint} (or pass --require-trust to refuse)"]
 
 
 def public_der(cert_or_key: x509.Certificate) -> bytes:

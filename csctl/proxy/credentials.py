@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from collections.abc import Callable
@@ -18,6 +19,11 @@ from csctl.proxy.chain import public_der
 from csctl.proxy.model import Credential
 
 Passphrase = Callable[[], bytes]
+MAX_FILE_BYTES = 1024 * 1024
+MAX_PASSPHRASE_BYTES = 1024
+# Longer lifetimes and thresholds are refused as typos: no grid certificate lives a century,
+# and the bound keeps now + lifetime far inside what datetime can hold.
+MAX_HOURS = 100 * 365 * 24
 
 
 def default_cert_paths() -> tuple[Path, Path]:
@@ -34,11 +40,19 @@ def default_proxy_path() -> Path:
 
 
 def read_file(path: Path) -> bytes:
-    """The bytes of ``path``, or a CredentialError naming it."""
+    """The bytes of ``path``, or a CredentialError naming it.
+
+    At most MAX_FILE_BYTES are read: a certificate, key or request is a few kilobytes,
+    and ``/dev/zero`` or a huge file named by mistake must not exhaust memory.
+    """
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise CredentialError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise CredentialError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, not a credential file")
+    return data
 
 
 def load_certificates(path: Path) -> list[x509.Certificate]:
@@ -75,9 +89,12 @@ def load_private_key(path: Path, passphrase: Passphrase | None) -> PrivateKeyTyp
         raise CredentialError(f"{path}: no usable PEM private key in the file") from exc
     if passphrase is None:
         raise CredentialError(f"{path}: private key is encrypted and no passphrase was given")
+    secret = passphrase()
+    if not secret:  # cryptography raises TypeError for b"": say what happened instead
+        raise CredentialError(f"{path}: private key is encrypted and the passphrase given is empty")
     try:
-        return serialization.load_pem_private_key(data, password=passphrase())
-    except ValueError as exc:
+        return serialization.load_pem_private_key(data, password=secret)
+    except (ValueError, TypeError) as exc:
         raise CredentialError(f"{path}: wrong passphrase for the private key") from exc
 
 
@@ -103,20 +120,84 @@ def _key_der(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def parse_lifetime(text: str) -> timedelta:
-    """``H:M`` (or ``H``) as grid-proxy-init's -valid takes it."""
+    """``H:M`` (or ``H``) as grid-proxy-init's -valid takes it: more than 0:00, at most MAX_HOURS."""
+    lifetime = parse_hours_minutes("--valid", text)
+    if not lifetime:
+        raise InputError("--valid: a proxy needs a lifetime of at least 0:01")
+    return lifetime
+
+
+def parse_hours_minutes(option: str, text: str) -> timedelta:
+    """``H:M`` (or ``H``) given to ``option``, at most MAX_HOURS; else an InputError naming it."""
     hours, _, minutes = text.partition(":")
-    if not (hours.isdigit() and (minutes or "0").isdigit()) or int(minutes or 0) > 59:
-        raise InputError(f"--valid: expected H:M such as 12:00, got {text!r}")
-    return timedelta(hours=int(hours), minutes=int(minutes or 0))
+    minutes = minutes or "0"
+    digits = hours + minutes
+    if (
+        not (digits.isascii() and hours.isdigit() and minutes.isdigit())
+        or len(minutes) > 2
+        or int(minutes) > 59
+    ):
+        raise InputError(f"{option}: expected H:M such as 12:00, got {text!r}")
+    return bounded(option, whole(hours) * 3600 + int(minutes) * 60, text)
+
+
+def whole(digits: str) -> int:
+    """The number written in ASCII ``digits``; past 15 digits, any number above MAX_HOURS
+    will do (and int() refuses strings of thousands of digits)."""
+    return int(digits) if len(digits) <= 15 else MAX_HOURS * 3600 + 1
+
+
+def bounded(option: str, seconds: int, text: str) -> timedelta:
+    """``seconds`` as a timedelta, refused (InputError naming ``option``) beyond MAX_HOURS."""
+    if seconds > MAX_HOURS * 3600:
+        raise InputError(f"{option}: at most {MAX_HOURS} hours (100 years), got {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_fd(text: str) -> int:
+    """The number given to ``--passphrase-fd``: a non-negative integer."""
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise InputError(f"--passphrase-fd: expected a file descriptor number such as 3, got {text!r}")
+    return int(text)
 
 
 def passphrase_from_fd(fd: int) -> Passphrase:
-    """A passphrase source reading one line from file descriptor ``fd`` (left open)."""
+    """A passphrase source reading one line from file descriptor ``fd`` (left open).
+
+    The descriptor is checked now (open, readable, not a directory), so a bad one is
+    refused before anything is done. The read stops at the first newline, end of file or
+    MAX_PASSPHRASE_BYTES: a file of megabytes is refused, not taken as a passphrase.
+    Raises InputError (exit 2) for every problem of the descriptor itself.
+    """
+    _check_fd(fd)
 
     def read() -> bytes:
         data = b""
-        while not data.endswith(b"\n") and (chunk := os.read(fd, 1)):
-            data += chunk
-        return data.rstrip(b"\r\n")
+        try:  # one byte at a time: what follows the line stays unread for its owner
+            while not data.endswith(b"\n") and len(data) <= MAX_PASSPHRASE_BYTES:
+                chunk = os.read(fd, 1)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise InputError(f"--passphrase-fd {fd}: cannot read: {exc.strerror}") from exc
+        if not data:
+            raise InputError(f"--passphrase-fd {fd}: end of file before any passphrase")
+        line = data.rstrip(b"\r\n")
+        if len(line) > MAX_PASSPHRASE_BYTES:
+            raise InputError(f"--passphrase-fd {fd}: passphrase longer than {MAX_PASSPHRASE_BYTES} bytes")
+        return line
 
     return read
+
+
+def _check_fd(fd: int) -> None:
+    try:
+        mode = os.fstat(fd).st_mode
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError as exc:
+        raise InputError(f"--passphrase-fd {fd}: not an open file descriptor ({exc.strerror})") from exc
+    if stat.S_ISDIR(mode):
+        raise InputError(f"--passphrase-fd {fd}: is a directory, not a passphrase")
+    if flags & os.O_ACCMODE == os.O_WRONLY:
+        raise InputError(f"--passphrase-fd {fd}: not open for reading")

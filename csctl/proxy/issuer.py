@@ -7,7 +7,7 @@ signed, so an encrypted key's passphrase is asked only when it is needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from csctl.errors import CredentialError
 from csctl.proxy.actions import make_proxy_file, sign_request_file
 from csctl.proxy.chain import default_trust_dir
 from csctl.proxy.credentials import Passphrase, default_cert_paths, load_credential, passphrase_from_fd
+from csctl.proxy.files import refuse_overwrite
 from csctl.proxy.issue import make_proxy
 from csctl.proxy.model import DEFAULT_BITS, IssueOptions, NewProxy, SignedProxy
 
@@ -26,7 +27,8 @@ def terminal_passphrase(key: Path, prompt: Prompt) -> Passphrase:
 
     def ask() -> bytes:
         try:
-            return prompt(f"Enter pass phrase for {key}: ").encode()
+            # surrogateescape: bytes the terminal could not decode go back as they were typed
+            return prompt(f"Enter pass phrase for {key}: ").encode("utf-8", "surrogateescape")
         except EOFError as exc:
             raise CredentialError(
                 f"{key}: private key is encrypted and no passphrase was given",
@@ -34,6 +36,13 @@ def terminal_passphrase(key: Path, prompt: Prompt) -> Passphrase:
             ) from exc
 
     return ask
+
+
+def protect_credential(outputs: Mapping[str, Path | None], cert: Path | None, key: Path | None) -> None:
+    """Refuse (InputError) any output (option name -> path) that is the user's certificate or
+    key: ``cert`` and ``key`` as given, else their defaults. Nothing is read or asked."""
+    default_cert, default_key = default_cert_paths()
+    refuse_overwrite(outputs, {"--cert": cert or default_cert, "--key": key or default_key})
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from csctl.errors import InputError
-from csctl.proxy.credentials import parse_lifetime
+from csctl.proxy.credentials import bounded, parse_hours_minutes, whole
 
 IDLE, RUNNING = 1, 2
 STATUS_NAMES = {IDLE: "idle", RUNNING: "running"}
@@ -37,8 +37,8 @@ NOT_SPOOLED = (
     "refreshes only spooled proxies: renew its x509userproxy file in place"
 )
 _OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.$-]*")
-_DURATION_PART = re.compile(r"(\d+)([dhms])")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_DURATION_PART = re.compile(r"([0-9]+)([dhms])")
+_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,12 @@ class RefreshReport:
 def parse_threshold(text: str) -> timedelta:
     """``6h``, ``90m``, ``1d``, ``1h30m``, ``3600s`` or ``H:M`` (as --valid takes it)."""
     if ":" in text:
-        return parse_lifetime(text)
+        return parse_hours_minutes("--threshold", text)
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise InputError(f"--threshold: expected a duration such as 6h, 90m or 1d, got {text!r}")
-    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+    seconds = sum(whole(n) * _SECONDS[u] for n, u in parts)  # an int: no overflow however long
+    return bounded("--threshold", seconds, text)
 
 
 def check_owner(owner: str) -> str:

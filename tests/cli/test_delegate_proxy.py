@@ -31,8 +31,10 @@ def run(tmp_path: Path, pki: Pki, alice: tuple[Path, Path]):  # type: ignore[no-
         "CSCTL_DEBUG": "",
     }
 
-    def invoke(*args: str, debug: bool = False, **kwargs: object) -> Result:
-        with_debug = {**env, "CSCTL_DEBUG": "1" if debug else ""}
+    def invoke(
+        *args: str, debug: bool = False, extra_env: dict[str, str | None] | None = None, **kwargs: object
+    ) -> Result:
+        with_debug = {**env, "CSCTL_DEBUG": "1" if debug else "", **(extra_env or {})}
         return CliRunner().invoke(cli, ["delegate-proxy", *args], env=with_debug, **kwargs)  # type: ignore[arg-type]
 
     return invoke

@@ -192,3 +192,42 @@ def test_info_describes_the_chain(tmp_path: Path, alice: tuple[Path, Path]) -> N
     assert [c.type for c in info.chain] == [ProxyType.FULL, ProxyType.END_ENTITY]
     assert info.has_key and info.problem is None
     assert 11 * 3600 < info.seconds_left <= 12 * 3600
+
+
+def test_a_lifetime_past_any_date_is_clamped_not_overflowed(alice: tuple[Path, Path]) -> None:
+    issuer = load_credential(*alice)
+    made = make_proxy(issuer, IssueOptions(lifetime=timedelta.max))
+    assert made.cert.not_valid_after_utc == issuer.cert.not_valid_after_utc
+    assert len(made.warnings) == 1
+
+
+def test_endless_files_are_not_read_whole(alice: tuple[Path, Path]) -> None:
+    message = _refusal(load_credential, Path("/dev/zero"), alice[1])
+    assert message == "/dev/zero: larger than 1024 KiB, not a credential file"
+
+
+def test_same_file_sees_links_and_spellings(tmp_path: Path) -> None:
+    from csctl.proxy.files import same_file
+
+    key = tmp_path / "key"
+    key.write_text("k")
+    os.link(key, tmp_path / "hard")
+    (tmp_path / "soft").symlink_to(key)
+    for alias in (tmp_path / "hard", tmp_path / "soft", tmp_path / "." / "key", key):
+        assert same_file(alias, key)
+    assert not same_file(tmp_path / "missing", key)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert not same_file(tmp_path / "loop", key)
+
+
+def test_passphrase_fd_reads_one_line_and_leaves_the_rest(tmp_path: Path) -> None:
+    from csctl.proxy import passphrase_from_fd
+
+    read, write = os.pipe()
+    os.write(write, b"first\r\nsecond\n")
+    os.close(write)
+    try:
+        assert passphrase_from_fd(read)() == b"first"
+        assert os.read(read, 100) == b"second\n"
+    finally:
+        os.close(read)
