@@ -247,6 +247,11 @@ class Pool(Protocol):
         """Slot ads of every startd carrying this pool's csctl id, in one collector query."""
         ...
 
+    def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
+        """csctl id -> the jobs the schedds run on that VM, as the job ads name it (they
+        outlive a collector restart); and one error per schedd that did not answer."""
+        ...
+
     def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
         """Drain each target gracefully; csctl id -> None if accepted, else the error."""
         ...

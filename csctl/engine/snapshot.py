@@ -15,7 +15,7 @@ from csctl.config import Config
 from csctl.errors import CloudError
 from csctl.model import Cloud, Instance, Pool, QueueSnapshot, Snapshot, StartdSlot
 
-# Threads of one snapshot: the pool's two queries and one per cloud, up to this many
+# Threads of one snapshot: the pool's three queries and one per cloud, up to this many
 MAX_WORKERS = 16
 
 
@@ -55,12 +55,14 @@ def take_snapshot(
     in ``errors``. PoolUnreachable from the pool is raised once every query has ended,
     the idle jobs' before the slots'.
     """
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(clouds) + 2))) as executor:
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(clouds) + 3))) as executor:
         queue: Future[QueueSnapshot] | None = None
         slots: Future[list[StartdSlot]] | None = None
+        running: Future[tuple[dict[str, list[str]], list[str]]] | None = None
         if pool is not None:
             queue = executor.submit(pool.idle_jobs) if jobs else None
             slots = executor.submit(pool.csctl_slots)
+            running = executor.submit(pool.running_jobs)
         name = config.pool.name
         listings = {cloud: executor.submit(_listing, clouds[cloud], name) for cloud in clouds}
     snapshot = Snapshot()
@@ -69,6 +71,10 @@ def take_snapshot(
         snapshot.groups, snapshot.errors = idle.groups, list(idle.errors)
     if slots is not None:
         snapshot.slots = slots.result()
+    if running is not None:
+        snapshot.running, running_errors = running.result()
+        snapshot.errors += [e for e in running_errors if e not in snapshot.errors]
+    snapshot.pool_errors = list(snapshot.errors)
     snapshot.instances, cloud_errors = _gather(listings)
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)

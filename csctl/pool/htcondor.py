@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 # Schedds queried at once by idle_jobs; a pool with more waits for a free thread
 MAX_SCHEDD_QUERIES = 8
+RUNNING = 2
+# the machine's CsctlId, copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS)
+RUNNING_ON = f"MachineAttr{A.CSCTL_ID}0"
 
 SLOT_PROJECTION = [
     "Name",
@@ -132,6 +135,34 @@ class HTCondorPool:
         if ads and all("JobCount" in ad for ad in ads):
             return [JobGroup(ad, int(ad["JobCount"]), _sample_ids(ad.get("JobIds")), name) for ad in ads]
         return group_ads(schedd.query(idle, list(PROJECTION)), schedd=name)
+
+    def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
+        """csctl id -> the jobs (``schedd#cluster.proc``) the schedds run on that VM, from
+        the job ads' ``MachineAttrCsctlId0`` (the schedds' SYSTEM_JOB_MACHINE_ATTRS must
+        name CsctlId): the schedd keeps it while the job runs, also when the collector has
+        forgotten the VM's ads. Schedds that fail are named in the second list."""
+        found: dict[str, list[str]] = {}
+        errors: list[str] = []
+        schedd_ads = self.schedd_ads()
+        workers = max(1, min(MAX_SCHEDD_QUERIES, len(schedd_ads)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-running") as executor:
+            answers = list(executor.map(self._running_on, schedd_ads))
+        for name, answer in answers:
+            if isinstance(answer, str):
+                errors.append(f"schedd {name}: running jobs: {answer}")
+                continue
+            for ad in answer:
+                job = f"{name}#{ad.get('ClusterId', '?')}.{ad.get('ProcId', '?')}"
+                found.setdefault(str(ad[RUNNING_ON]), []).append(job)
+        return found, errors
+
+    def _running_on(self, ad: Any) -> tuple[str, list[Any] | str]:
+        name = str(ad.get("Name", "?"))
+        constraint = f"JobStatus == {RUNNING} && {RUNNING_ON} =!= undefined"
+        try:
+            return name, list(self.htcondor.Schedd(ad).query(constraint, ["ClusterId", "ProcId", RUNNING_ON]))
+        except self.htcondor.HTCondorException as exc:
+            return name, str(exc)
 
     def csctl_slots(self) -> list[StartdSlot]:
         """Slot ads of this pool's csctl VMs."""

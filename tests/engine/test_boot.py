@@ -13,7 +13,7 @@ from csctl.config import parse_config
 from csctl.context.tokens import SigningKey
 from csctl.engine.boot import execute_boot
 from csctl.engine.state import load_backoff, save_backoff
-from csctl.plan.backoff import Backoff
+from csctl.plan.backoff import BASE_DELAY, Backoff
 from csctl.plan.placement import BootItem, BootPlan
 from testbed.fixtures_moto import error_response, grant_max_count
 
@@ -76,7 +76,7 @@ def test_one_failing_cloud_does_not_stop_the_others_and_capacity_errors_halve(ec
     assert report.partial and report.started == 3
     # the full cloud is backed off; for the rejected image, that image on that cloud
     assert set(backoff.active(NOW)) == {"full", "broken/ami-00000000"}
-    assert backoff.until["full"] == NOW + timedelta(minutes=2)
+    assert backoff.until["full"] == NOW + BASE_DELAY
 
 
 def test_a_capacity_error_asks_again_for_half_as_many(ec2, setup):

@@ -122,6 +122,9 @@ class Queue:
     def csctl_slots(self) -> list:
         return []
 
+    def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
+        return {}, []
+
     def drain(self, targets, reason):
         return {}
 

@@ -42,6 +42,9 @@ class _QueueOnlyPool:
     def csctl_slots(self) -> list[StartdSlot]:
         return []
 
+    def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
+        return {}, []
+
     def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
         return {}
 

@@ -38,6 +38,9 @@ class Pool:
     def csctl_slots(self) -> list:
         return []
 
+    def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
+        return {}, []
+
     def drain(self, targets, reason):
         return {}
 

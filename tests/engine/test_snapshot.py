@@ -104,18 +104,24 @@ class FakePool(Peer):
             )
         ]
 
+    def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
+        self.arrive("running_jobs")
+        return {"a-b-0": ["s1#3.0"]}, ["schedd s2: timed out"]
+
     def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
         raise AssertionError("a snapshot never drains")
 
 
 def test_the_pool_and_every_cloud_are_asked_at_once(seed_config):
-    barrier = threading.Barrier(5)  # idle jobs, slots and three clouds
+    barrier = threading.Barrier(6)  # idle jobs, slots, running jobs and three clouds
     pool = FakePool(barrier=barrier)
     clouds = {name: FakeCloud(name, vms=2, barrier=barrier) for name in ("a", "b", "c")}
 
     snapshot = take_snapshot(pool, clouds, seed_config)
 
-    assert sorted(pool.calls) == ["csctl_slots", "idle_jobs"]
+    assert sorted(pool.calls) == ["csctl_slots", "idle_jobs", "running_jobs"]
+    assert snapshot.running == {"a-b-0": ["s1#3.0"]}
+    assert snapshot.pool_errors == ["schedd s2: timed out"]  # once, though both queries met it
     assert [g.count for g in snapshot.groups] == [7]
     assert [s.csctl_id for s in snapshot.slots] == ["a-b-0"]
     assert sorted(i.csctl_id for i in snapshot.instances) == [f"{c}-b-{i}" for c in "abc" for i in range(2)]
@@ -124,7 +130,7 @@ def test_the_pool_and_every_cloud_are_asked_at_once(seed_config):
 
 
 def test_a_failed_cloud_is_named_while_a_slow_one_is_still_waited_for(seed_config):
-    barrier = threading.Barrier(4)  # the slow cloud, the failing cloud, idle jobs and slots meet
+    barrier = threading.Barrier(5)  # the slow cloud, the failing cloud, and the pool's 3 queries
     clouds = {
         "slow": FakeCloud("slow", vms=3, barrier=barrier, delay=0.5),
         "broken": FakeCloud("broken", error="credentials rejected", barrier=barrier),
@@ -154,8 +160,8 @@ def test_the_collector_down_raises_pool_unreachable(seed_config):
 def test_without_jobs_only_the_slots_are_read(seed_config):
     pool = FakePool()
     snapshot = take_snapshot(pool, {"a": FakeCloud("a", vms=1)}, seed_config, jobs=False)
-    assert pool.calls == ["csctl_slots"]
-    assert snapshot.groups == [] and len(snapshot.slots) == 1 and snapshot.errors == []
+    assert sorted(pool.calls) == ["csctl_slots", "running_jobs"]
+    assert snapshot.groups == [] and len(snapshot.slots) == 1 and snapshot.running == {"a-b-0": ["s1#3.0"]}
 
 
 def test_without_a_pool_only_the_clouds_are_listed(seed_config):
