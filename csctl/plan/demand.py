@@ -25,6 +25,7 @@ from csctl.plan.matching import (
 from csctl.plan.text import shown
 
 SCHEMA = "csctl.demand/1"
+OPEN_WINDOW = 8  # partly filled new VMs first-fit searches (older ones are nearly full)
 MAX_REASON = 300  # a reason names attributes and values; values inside are cut shorter
 
 
@@ -114,22 +115,30 @@ def _pack(
     """First-fit-decreasing of ``(slot, count)`` shapes onto existing bins, then new VMs.
 
     Returns (jobs placed on existing bins, new VMs opened). Whole new VMs are
-    filled arithmetically, so the cost is per shape and bin, never per job.
+    filled arithmetically, so the cost is per shape and bin, never per job; and only the
+    last ``OPEN_WINDOW`` partly filled new VMs are searched, so 100,000 distinct shapes
+    cost linear time, not quadratic.
     """
+    merged: dict[tuple[int, int, int], int] = {}
+    for slot, count in shapes:
+        merged[slot] = merged.get(slot, 0) + count
     on_existing = 0
+    existing = [b for b in existing if b.cpus > 0]
     opened: list[_Bin] = []
     new_vms = 0
-    for (cpus, memory, disk_kb), count in sorted(shapes, key=lambda s: s[0], reverse=True):
+    for (cpus, memory, disk_kb), count in sorted(merged.items(), reverse=True):
         left = count
-        for bin_ in (*existing, *opened):
+        for bins in (existing, opened[-OPEN_WINDOW:]):
+            for bin_ in bins:
+                n = min(left, bin_.fits(cpus, memory, disk_kb))
+                if n:
+                    bin_.take(n, cpus, memory, disk_kb)
+                    left -= n
+                    on_existing += n if bin_.supply is not None else 0
+                    if left == 0:
+                        break
             if left == 0:
                 break
-            n = min(left, bin_.fits(cpus, memory, disk_kb))
-            if n:
-                bin_.take(n, cpus, memory, disk_kb)
-                left -= n
-                if bin_.supply is not None:
-                    on_existing += n
         if left == 0:
             continue
         per_vm = _Bin(*vm).fits(cpus, memory, disk_kb)

@@ -16,6 +16,7 @@ fine.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -34,6 +35,7 @@ MAX_CLAUSES = 5_000
 SPLITTABLE = frozenset({"requirements"})
 
 _OPERATOR_CHARS = "&|=<>!+-*/%?:~^([{."
+_DROP_OPERATORS = str.maketrans("", "", _OPERATOR_CHARS)
 _TOKEN = re.compile(
     r""""(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?"""  # string literal, quoted attribute name
     r"|=\?=|=!=|&&|\|\||>>>|<<|>>|<=|>=|==|!=|\?:"  # multi-character operators
@@ -107,7 +109,7 @@ def _shape(text: str) -> tuple[int, list[str] | None]:
 def _shallow(text: str) -> bool:
     """True when ``text`` cannot exceed the depth budget: every operator and bracket
     needs a character, so counting the characters bounds both (no tokenizing)."""
-    return sum(text.count(c) for c in _OPERATOR_CHARS) <= MAX_DEPTH
+    return len(text) - len(text.translate(_DROP_OPERATORS)) <= MAX_DEPTH
 
 
 def conjuncts(text: str) -> list[str] | None:
@@ -148,6 +150,10 @@ def self_contained(text: str) -> bool:
     """Whether an expression's text can sit between ``Name =`` and ``;`` in an ad's text
     without touching its neighbours: strings terminated, brackets balanced, no
     top-level separator."""
+    bare = _TERMINATED.sub("", text)
+    if not any(c in bare for c in "\"';,[]{}"):
+        # only parentheses can nest, and a stray one is a parse error, never a reach
+        return bare.count("(") == bare.count(")")
     nesting = 0
     for match in _TOKEN.finditer(text):
         token = match.group()
@@ -164,6 +170,18 @@ def self_contained(text: str) -> bool:
     return nesting == 0
 
 
+@functools.cache
+def checked_ad_type() -> type:
+    """The ClassAd type of ads built from checked values (csctl/plan/queue.py), which
+    ``ad_problem`` need not read again."""
+    import classad2
+
+    class CheckedAd(classad2.ClassAd):  # type: ignore[misc]
+        """A ClassAd whose every value passed the budgets before it was parsed."""
+
+    return CheckedAd
+
+
 def ad_problem(ad: Any) -> JobProblem | None:
     """The first attribute of a ClassAd (from a schedd, or built by csctl) that is over
     budget or holds characters the library mishandles, or None.
@@ -171,6 +189,8 @@ def ad_problem(ad: Any) -> JobProblem | None:
     Works on the ad's printed form, one ``Name = value`` line per attribute: the one
     unparse the grouping already pays for.
     """
+    if isinstance(ad, checked_ad_type()):
+        return None
     text = ad.printOld()
     if len(text) <= MAX_DEPTH and not _char_problem(text):
         return None  # too short to hold anything over budget

@@ -19,6 +19,8 @@ from csctl.plan.jobs import JobNeeds
 from csctl.plan.text import shown
 
 KB_PER_GB = 1024 * 1024
+# the only attributes in which machine ads of one VM type differ between clouds
+CLOUD_VARYING = frozenset({"name", A.CLOUD_NAME.lower(), A.CSCTL_CLOUD.lower()})
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def machine_ad_attributes(config: Config, type_name: str, cloud: str) -> dict[st
         "MyType": "Machine",
         "Name": f"slot1@csctl-{type_name}-{cloud}",
         # a host name no blacklist (Machine != "wn1" && ...) can name yet
-        "Machine": f"csctl-{type_name}-{cloud}",
+        "Machine": f"csctl-{type_name}",
         "Arch": vm_type.arch,
         "OpSys": vm_type.opsys,
         "Cpus": vm_type.cpus,
@@ -108,29 +110,49 @@ class Matcher:
                 where = ", ".join(allowed) or "no enabled cloud"
                 reasons.append(f"VM type {type_name} has no image on {where}")
                 continue
-            matched = tuple(c for c in clouds if self._matches(job_ad, type_name, c))
+            matched = self._matching_clouds(job_ad, type_name, clouds)
             if matched:
                 return Candidate(type_name, matched)
             reasons.append(self._requirements_reason(job_ad, type_name, clouds[0]))
         return Unservable(tuple(reasons) or ("no VM type is configured",))
 
-    def _matches(self, job_ad: Any, type_name: str, cloud: str) -> bool:
+    def _matching_clouds(self, job_ad: Any, type_name: str, clouds: list[str]) -> tuple[str, ...]:
+        """The clouds on which the job's Requirements is true against the VM's ad.
+
+        Machine ads of one type differ between clouds only in a few names
+        (``CLOUD_VARYING``): a Requirements that refers to none of them is evaluated
+        once for the type, not once per cloud.
+        """
+        if "Requirements" not in job_ad:
+            return tuple(clouds)
+        requirements = job_ad.lookup("Requirements")
+        try:
+            refs = job_ad.externalRefs(requirements)
+        except ValueError:  # a circle of references: UNDEFINED, as for the negotiator
+            return ()
+        names = {r.rpartition(".")[2].lower() for r in refs}
+        unscoped = any(not r.lower().startswith("target.") for r in refs)
+        if names & CLOUD_VARYING:
+            return tuple(c for c in clouds if self._matches(job_ad, requirements, type_name, c, unscoped))
+        return tuple(clouds) if self._matches(job_ad, requirements, type_name, clouds[0], unscoped) else ()
+
+    def _matches(self, job_ad: Any, requirements: Any, type_name: str, cloud: str, unscoped: bool) -> bool:
         """Evaluate the job's Requirements against the VM's ad as the negotiator does.
 
         The negotiator resolves an unscoped name in the job first, then in the
         machine (``VMType =?= "x"`` names the machine's VMType unless the job sets
         one). The bindings' ``ExprTree.eval`` resolves unscoped names in the scope ad
-        only, so the scope is the machine's attributes overlaid with the job's.
+        only, so when the Requirements has unscoped names the job does not define, the
+        scope is the machine's attributes overlaid with the job's.
         """
         import classad2
 
         machine = self._ads[(type_name, cloud)]
-        if "Requirements" not in job_ad:
-            return True
-        scope = classad2.ClassAd()
-        scope.update(machine)
-        scope.update(job_ad)
-        requirements = job_ad.lookup("Requirements")
+        scope = job_ad
+        if unscoped:
+            scope = classad2.ClassAd()
+            scope.update(machine)
+            scope.update(job_ad)
         clauses = self._flat_clauses(requirements)
         if clauses is None:
             return _true(requirements.eval(scope=scope, target=machine))
@@ -232,7 +254,9 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
         if name not in present:
             continue
         try:
-            value = job_ad.eval(name)
+            value = job_ad.get(name)  # a literal costs a look-up, not an evaluation
+            if isinstance(value, classad2.ExprTree):
+                value = job_ad.eval(name)
         except Exception as exc:  # noqa: BLE001 - the library raises bare exception types
             return JobProblem(name, f"cannot be evaluated ({guard.one_line(exc)})")
         if value is classad2.Value.Error:

@@ -7,6 +7,7 @@ their JSON values before any ad is built: 100,000 jobs of a few shapes cost a fe
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -110,25 +111,27 @@ def _ad_from_json(fields: dict[str, Any]) -> Any:
     The ad is parsed from one text (one library call, not one per attribute); an
     expression joins that text only when it cannot reach into its neighbours.
     """
-    import classad2
-
     parts = []
     for name, value in fields.items():
         expression = _expression(value)
-        problem = (
-            guard.expression_problem(name, expression)
-            if expression is not None
-            else guard.json_value_problem(value)
-        )
+        problem = _expression_problem(name, expression) if expression is not None else None
+        problem = problem or (None if expression is not None else guard.json_value_problem(value))
         if problem:
             return JobProblem(name, problem)
-        if expression is not None and not guard.self_contained(expression):
-            return JobProblem(name, "expression does not parse")
         parts.append(f"{name} = {expression if expression is not None else _literal(value)}")
     try:
-        return classad2.ClassAd("[" + ";\n".join(parts) + "]")
+        return guard.checked_ad_type()("[" + ";\n".join(parts) + "]")
     except Exception:  # noqa: BLE001 - the parser raises a bare exception type
         return _unparsable(fields)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expression_problem(name: str, expression: str) -> str | None:
+    """The checks of one expression, once per distinct text (jobs share most of theirs)."""
+    problem = guard.expression_problem(name, expression)
+    if problem is None and not guard.self_contained(expression):
+        return "expression does not parse"
+    return problem
 
 
 def _unparsable(fields: dict[str, Any]) -> JobProblem:
