@@ -31,10 +31,8 @@ def run(tmp_path: Path, pki: Pki, alice: tuple[Path, Path]):  # type: ignore[no-
         "CSCTL_DEBUG": "",
     }
 
-    def invoke(
-        *args: str, debug: bool = False, extra_env: dict[str, str | None] | None = None, **kwargs: object
-    ) -> Result:
-        with_debug = {**env, "CSCTL_DEBUG": "1" if debug else "", **(extra_env or {})}
+    def invoke(*args: str, debug: bool = False, **kwargs: object) -> Result:
+        with_debug = {**env, "CSCTL_DEBUG": "1" if debug else ""}
         return CliRunner().invoke(cli, ["delegate-proxy", *args], env=with_debug, **kwargs)  # type: ignore[arg-type]
 
     return invoke
@@ -203,5 +201,6 @@ def test_help_names_environment_variables_and_an_example(run) -> None:  # type: 
         "X509_CERT_DIR",
         "Examples:",
         "--passphrase-fd",
+        "--require-trust",
     ):
         assert needle in text
