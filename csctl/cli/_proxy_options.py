@@ -47,7 +47,7 @@ _OPTIONS: list[Callable[[Any], Any]] = [
     ),
     click.option(
         "--path-length",
-        type=click.IntRange(min=0),
+        type=click.IntRange(min=0, max=2**31 - 1),  # the grid tools read it into a C int
         help="Allow at most N further proxies below this one. [default: unlimited]",
     ),
     click.option(

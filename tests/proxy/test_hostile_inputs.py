@@ -113,6 +113,11 @@ def test_sign_out_naming_the_key_is_refused(run: Run, user: tuple[Path, Path], t
     _one_line(result, 2, f"--out {user[1]}: it is the --key file, which csctl never overwrites")
 
 
+def test_refresh_out_naming_the_cert_is_refused(run: Run, user: tuple[Path, Path]) -> None:
+    result = run("--refresh-jobs", "--out", str(user[0]))  # refused before any pool is asked
+    _one_line(result, 2, f"--out {user[0]}: it is the --cert file, which csctl never overwrites")
+
+
 def test_request_key_naming_the_key_is_refused(run: Run, user: tuple[Path, Path], tmp_path: Path) -> None:
     before = _snapshot(user)
     result = run("--request", str(tmp_path / "req.pem"), "--request-key", str(user[1]))
