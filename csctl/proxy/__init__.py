@@ -1,7 +1,8 @@
 """RFC 3820 proxy certificates: make them, delegate them, describe them.
 
 The core of ``csctl delegate-proxy``; it imports neither click nor rich, and
-raises only csctl.errors.CredentialError. Other code (for instance, refreshing
+raises only csctl.errors.CredentialError (an unusable credential) and InputError (bad
+input: an option value, an output naming the user's key). Other code (for instance, refreshing
 queued jobs' proxies) calls make_proxy with a loaded Credential.
 """
 
