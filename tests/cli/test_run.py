@@ -57,10 +57,8 @@ def test_an_unusable_state_directory_stops_the_cycle_before_it_acts(csctl, tmp_p
     (tmp_path / "state").write_text("a file, not a directory")
     result = csctl("run", config=config)
     assert result.exit_code == ExitCode.ERROR
-    assert result.stderr.splitlines() == [
-        f"error: state directory {tmp_path / 'state'}: not usable (File exists); nothing was done",
-        "hint: give csctl a writable state_dir in the configuration",
-    ]
+    assert result.stderr.startswith(f"error: state directory {tmp_path / 'state'}: ")
+    assert result.stdout == "" and not (tmp_path / "vms").exists()
 
 
 def test_dry_run_needs_no_signing_key_and_takes_no_lock(csctl, tmp_path):
