@@ -6,9 +6,10 @@ pool's user, then times, each in a fresh process: the bare query of every idle j
 csctl's projection; the very query csctl sends (the schedd groups the jobs itself,
 QueryOpt.GroupBy); and `csctl --json demand`. Peak RSS of each comes from wait4().
 
-The four-schedd case runs three extra schedds next to the pool's own
-(``testbed.pool.start_schedd``) and compares `csctl demand`, which asks every schedd at
-once, with the slowest schedd's grouped query alone. ``--per-schedd N`` sets its size
+The four-schedd case runs four extra schedds next to the pool's own
+(``testbed.pool.start_schedd``; csctl is configured with their names) and compares
+`csctl demand`, which asks every schedd at once, with the slowest schedd's grouped
+query alone. ``--per-schedd N`` sets its size
 (0 skips it); the extra schedds are shut down before the pool is handed back.
 """
 
@@ -30,7 +31,7 @@ from testbed import pool  # noqa: E402
 
 SIZES = (10_000, 100_000)
 RUNS = 3
-SCHEDDS = 4  # the pool's own and three extra ones
+SCHEDDS = 4  # extra ones, next to the pool's own (which stays empty and is not asked)
 PER_SCHEDD = 250_000
 
 BARE = """
@@ -104,12 +105,19 @@ def submit(schedd, total: int) -> None:
         schedd.submit(htcondor2.Submit({**base, **shape}), count=per_shape + (1 if i < rest else 0))
 
 
-def remove_all(schedd) -> None:
-    """Empty the queue (the schedd refuses a removal that matches no job)."""
+def remove_all(schedd, timeout: float = 600) -> None:
+    """Empty the queue and wait until it is empty: removed jobs count against the schedd's
+    MAX_JOBS_PER_OWNER (100,000 by default) until they have left. (The schedd refuses a
+    removal that matches no job.)"""
     import htcondor2
 
-    if schedd.query("true", ["ClusterId"], limit=1):
-        schedd.act(htcondor2.JobAction.Remove, "true")
+    if schedd.query("JobStatus != 3", ["ClusterId"], limit=1):
+        schedd.act(htcondor2.JobAction.Remove, "JobStatus != 3")
+    deadline = time.monotonic() + timeout
+    while schedd.query("true", ["ClusterId"], limit=1):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the queue is not empty {timeout} s after removing every job")
+        time.sleep(1)
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -128,43 +136,47 @@ def best(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
-def schedd_names(collector: str, count: int, timeout: float = 60) -> list[str]:
-    """The names of the pool's schedds once the collector knows ``count`` of them."""
+def schedd_names(collector: str, prefix: str, count: int, timeout: float = 60) -> list[str]:
+    """The names of the schedds named ``prefix``... once the collector knows ``count`` of them."""
     import htcondor2
 
     deadline = time.monotonic() + timeout
-    while len(ads := htcondor2.Collector(collector).locateAll(htcondor2.DaemonType.Schedd)) < count:
+    while True:
+        ads = htcondor2.Collector(collector).locateAll(htcondor2.DaemonType.Schedd)
+        names = sorted(str(ad["Name"]) for ad in ads if str(ad["Name"]).startswith(prefix))
+        if len(names) >= count:
+            return names
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(ads)} of {count} schedds advertised after {timeout} s")
+            raise RuntimeError(f"only {len(names)} of {count} schedds advertised after {timeout} s")
         time.sleep(1)
-    return sorted(str(ad["Name"]) for ad in ads)
 
 
-def many_schedds(per_schedd: int, env: dict[str, str], demand: list[str]) -> tuple:
-    """Three extra schedds, ``per_schedd`` jobs in each of the four: the grouped query of
-    each alone, then csctl demand over all of them."""
+def many_schedds(per_schedd: int, env: dict[str, str], config: Path) -> tuple:
+    """SCHEDDS extra schedds of ``per_schedd`` jobs each (the pool's own stops at 100,000
+    jobs per owner): the grouped query of each alone, then csctl demand over all of them."""
     import htcondor2
 
-    extra = [pool.start_schedd(f"bench{i}") for i in range(1, SCHEDDS)]
+    extra = [pool.start_schedd(f"bench{i}") for i in range(1, SCHEDDS + 1)]
     try:
-        names = schedd_names(pool.COLLECTOR, SCHEDDS)
+        names = schedd_names(pool.COLLECTOR, "bench", SCHEDDS)
+        text = config.read_text().replace("[pool]\n", f"[pool]\nschedds = {names!r}\n".replace("'", '"'))
+        many = config.with_name("many-schedds.toml")
+        many.write_text(text)
         collector = htcondor2.Collector(pool.COLLECTOR)
-        schedds = [htcondor2.Schedd(ad) for ad in collector.locateAll(htcondor2.DaemonType.Schedd)]
+        schedds = [htcondor2.Schedd(collector.locate(htcondor2.DaemonType.Schedd, name)) for name in names]
         t0 = time.perf_counter()
         for schedd in schedds:
-            remove_all(schedd)
             submit(schedd, per_schedd)
         submit_s = time.perf_counter() - t0
         grouped = {}
         for name in names:
             argv = [sys.executable, "-c", GROUPED.format(collector=pool.COLLECTOR, name=name)]
             grouped[name] = best(argv, env)[0]
+        demand = [sys.executable, "-m", "csctl", "--config", str(many), "--json", "demand"]
         demand_s, demand_mb = best(demand, env)
-        for schedd in schedds:
-            remove_all(schedd)
         return SCHEDDS * per_schedd, submit_s, grouped, demand_s, demand_mb
     finally:
-        for schedd in extra:
+        for schedd in extra:  # their queues go with them: start_schedd makes a fresh LOCAL_DIR
             schedd.shut_down()
 
 
@@ -211,7 +223,7 @@ def main() -> None:
             remove_all(schedd)
             print_one_schedd(rows)
             if args.per_schedd:
-                print_many_schedds(many_schedds(args.per_schedd, env, demand))
+                print_many_schedds(many_schedds(args.per_schedd, env, config))
         finally:
             remove_all(schedd)
             pool.stop_schedds()

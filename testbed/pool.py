@@ -144,6 +144,10 @@ SCHEDD_NAME = {name}
 USE_SHARED_PORT = False
 SEC_USE_FAMILY_SESSION = False
 SCHEDD_INTERVAL = 5
+# Benchmarks queue a quarter of a million jobs per schedd (the defaults stop at 100,000).
+MAX_JOBS_PER_OWNER = 1000000
+MAX_JOBS_SUBMITTED = 1000000
+MAX_JOBS_PER_SUBMISSION = 1000000
 """
 
 
