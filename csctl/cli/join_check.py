@@ -42,6 +42,9 @@ def command(app: Application, fix: bool, dry_run: bool) -> None:
     result = join_check(app.services, fix=fix, dry_run=dry_run)
     for warning in result.warnings:
         app.console.warn(warning)
+    if fix:
+        for reason in result.held:
+            app.console.warn(f"--fix terminated nothing: {reason}")
     _render(app, result.report, result.fixed, result.errors, result.would_terminate)
     if dry_run and fix and not app.console.json_output:
         for vm_id in result.would_terminate:

@@ -42,8 +42,10 @@ def command(app: Application, dry_run: bool, force: bool) -> None:
     from csctl.engine.retire import retire
 
     result = retire(app.services, dry_run=dry_run, force=force)
-    for error in result.errors:
-        app.console.warn(error)
+    for line in result.warnings + result.errors:
+        app.console.warn(line)
+    for reason in result.plan.held:
+        app.console.warn(f"nothing retired: {reason}")
     done = result.done
     if done is None:
         _show_plan(app, result.plan)

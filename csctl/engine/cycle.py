@@ -21,12 +21,11 @@ from csctl.engine.joincheck import FixReport, fix_failed_joins
 from csctl.engine.metrics import write_metrics
 from csctl.engine.retire import RetireReport, execute_retire
 from csctl.engine.services import Services
-from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import keep_backoff, read_backoff, state_lock
+from csctl.engine.view import look, settle
 from csctl.model import Cloud, Pool
 from csctl.plan.backoff import Backoff
 from csctl.plan.placement import BootPlan, plan_boot
-from csctl.plan.reconcile import reconcile
 from csctl.plan.retire import Action, RetirePlan, plan_retire
 from csctl.plan.supply import snapshot_demand
 
@@ -46,6 +45,7 @@ class CycleReport:
     boot_failures: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # why nothing was terminated or drained
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     schema: str = SCHEMA
@@ -72,12 +72,14 @@ def run_cycle(
     backoff: Backoff,
     now: datetime,
 ) -> tuple[CycleReport, FixReport, BootReport, RetireReport]:
-    """join-check --fix, demand, boot and retire on one snapshot of the world."""
+    """join-check --fix, demand, boot and retire on one snapshot of the world. When the
+    pool's view is incomplete (the safety valve), nothing is terminated or drained and no
+    failure is counted against an image; booting goes on."""
     clock = _Clock()
-    snapshot = take_snapshot(pool, clouds, config)
+    view = look(config, pool, clouds, now)
+    snapshot, joins = view.snapshot, view.joins
     clock.lap("snapshot")
-    joins = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-    fixed = fix_failed_joins(joins, clouds, config, backoff, now)
+    fixed = FixReport() if view.hold else fix_failed_joins(joins, clouds, config, backoff, now)
     gone = set(fixed.terminated)
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in gone]
     clock.lap("join-check")
@@ -86,9 +88,10 @@ def run_cycle(
     plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
     booted = execute_boot(plan, clouds, config, key, now, backoff)
     clock.lap("boot")
-    retire_plan = plan_retire(joins, demand, config, now)
+    retire_plan = plan_retire(joins, demand, config, now, hold=view.hold)
     retired = execute_retire(retire_plan, joins, pool, clouds, config, key, now)
     clock.lap("retire")
+    settled = settle(view, clouds, config, now)
 
     report = CycleReport(
         idle_jobs=demand.idle_jobs,
@@ -101,6 +104,8 @@ def run_cycle(
         + fixed.errors
         + [o.error for o in booted.outcomes if o.error]
         + retired.errors,
+        warnings=view.warnings + settled,
+        held=list(view.hold),
     )
     for vm in joins.vms:
         if vm.csctl_id not in gone and vm.csctl_id not in retired.terminated:
@@ -154,9 +159,9 @@ def plan_cycle(
     config: Config, pool: Pool, clouds: Mapping[str, Cloud], backoff: Backoff, now: datetime
 ) -> CyclePlan:
     """Everything a cycle would decide on one snapshot, without acting."""
-    snapshot = take_snapshot(pool, clouds, config)
-    joins = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-    failed = {vm.csctl_id for vm in joins.failed()}
+    view = look(config, pool, clouds, now)
+    snapshot, joins = view.snapshot, view.joins
+    failed = set() if view.hold else {vm.csctl_id for vm in joins.failed()}
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in failed]
     demand = snapshot_demand(snapshot, config)
     skipped = backoff.active(now)
@@ -166,8 +171,9 @@ def plan_cycle(
         unservable_jobs=sum(r.jobs for r in demand.rejected),
         terminate_failed_joins=sorted(failed),
         boot=boot_plan,
-        retire=plan_retire(joins, demand, config, now),
+        retire=plan_retire(joins, demand, config, now, hold=view.hold),
         errors=list(snapshot.errors),
+        warnings=view.warnings,
     )
 
 
@@ -193,7 +199,7 @@ def run(services: Services, metrics_file: Path | None = None) -> CycleResult:
     with state_lock(services.state_dir, "run"):
         backoff, warnings = read_backoff(services.state_dir, now)
         report, fixed, booted, retired = run_cycle(config, services.pool, services.clouds, key, backoff, now)
-        report.warnings = warnings + keep_backoff(services.state_dir, backoff)
+        report.warnings = warnings + report.warnings + keep_backoff(services.state_dir, backoff)
         if metrics_file is not None:
             try:
                 write_metrics(metrics_file, report, now)
@@ -208,5 +214,5 @@ def dry_run(services: Services) -> CyclePlan:
     config, now = services.config, services.now()
     backoff, warnings = read_backoff(services.state_dir, now)
     result = plan_cycle(config, services.pool, services.clouds, backoff, now)
-    result.warnings = warnings
+    result.warnings = warnings + result.warnings
     return result

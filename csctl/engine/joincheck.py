@@ -10,12 +10,12 @@ from datetime import datetime
 from csctl.config import Config
 from csctl.engine.retire import terminate
 from csctl.engine.services import Services
-from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import acting, keep_backoff, read_backoff, write_atomically
+from csctl.engine.view import look, settle
 from csctl.errors import CloudError
 from csctl.model import Cloud
 from csctl.plan.backoff import Backoff
-from csctl.plan.reconcile import JoinReport, VMView, reconcile
+from csctl.plan.reconcile import JoinReport, VMView
 
 
 @dataclass
@@ -79,6 +79,7 @@ class JoinCheckResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     would_terminate: list[str] = field(default_factory=list)  # --fix --dry-run
+    held: list[str] = field(default_factory=list)  # why --fix terminated nothing
 
     @property
     def partial(self) -> bool:
@@ -92,14 +93,16 @@ def join_check(services: Services, fix: bool = False, dry_run: bool = False) -> 
     config, now = services.config, services.now()
     if fix and dry_run:
         result = join_check(services)
-        result.would_terminate = [vm.csctl_id for vm in result.report.failed()]
+        result.would_terminate = [] if result.held else [vm.csctl_id for vm in result.report.failed()]
         return result
     with acting(services.state_dir, "join-check --fix", not fix):
-        snapshot = take_snapshot(services.pool, services.clouds, config, jobs=False)
-        report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-        result = JoinCheckResult(report, errors=list(snapshot.errors))
+        view = look(config, services.pool, services.clouds, now, jobs=False)
+        result = JoinCheckResult(view.joins, errors=list(view.snapshot.errors), warnings=view.warnings)
+        result.held = list(view.hold)
+        if fix and not view.hold:
+            backoff, warnings = read_backoff(services.state_dir, now)
+            result.fixed = fix_failed_joins(view.joins, services.clouds, config, backoff, now)
+            result.warnings += warnings + keep_backoff(services.state_dir, backoff)
         if fix:
-            backoff, result.warnings = read_backoff(services.state_dir, now)
-            result.fixed = fix_failed_joins(report, services.clouds, config, backoff, now)
-            result.warnings += keep_backoff(services.state_dir, backoff)
+            result.warnings += settle(view, services.clouds, config, now)
     return result

@@ -12,11 +12,11 @@ from csctl.config import Config
 from csctl.context.render import admin_identity
 from csctl.context.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
 from csctl.engine.services import Services
-from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import acting
+from csctl.engine.view import look, settle
 from csctl.errors import CloudError
 from csctl.model import Cloud, DrainTarget, Instance, Pool, StartdSlot, batch_of
-from csctl.plan.reconcile import JoinReport, VMView, reconcile
+from csctl.plan.reconcile import JoinReport, VMView
 from csctl.plan.retire import Action, RetirePlan, plan_retire
 from csctl.plan.supply import drain_seen, snapshot_demand
 
@@ -154,6 +154,7 @@ class RetireResult:
     plan: RetirePlan
     done: RetireReport | None = None
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -166,11 +167,11 @@ def retire(services: Services, dry_run: bool = False, force: bool = False) -> Re
     config, now = services.config, services.now()
     key = None if dry_run else services.signing_key("command VMs")
     with acting(services.state_dir, "retire", dry_run):
-        snapshot = take_snapshot(services.pool, services.clouds, config)
-        needed = snapshot_demand(snapshot, config)
-        report = reconcile(snapshot.instances, snapshot.slots, config, now, snapshot.failed_clouds)
-        plan = plan_retire(report, needed, config, now, force=force)
-        result = RetireResult(plan, errors=list(snapshot.errors))
+        view = look(config, services.pool, services.clouds, now)
+        needed = snapshot_demand(view.snapshot, config)
+        plan = plan_retire(view.joins, needed, config, now, force=force, hold=view.hold)
+        result = RetireResult(plan, errors=list(view.snapshot.errors), warnings=view.warnings)
         if key is not None:
-            result.done = execute_retire(plan, report, services.pool, services.clouds, config, key, now)
+            result.done = execute_retire(plan, view.joins, services.pool, services.clouds, config, key, now)
+            result.warnings += settle(view, services.clouds, config, now)
     return result

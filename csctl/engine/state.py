@@ -204,3 +204,40 @@ def keep_backoff(state_dir: Path, backoff: Backoff) -> list[str]:
     except OSError as exc:
         return [f"{state_dir / BACKOFF_FILE}: not saved ({exc.strerror or exc}); failures are forgotten"]
     return []
+
+
+UNSEEN_FILE = "unseen.json"
+
+
+def read_unseen(state_dir: Path, now: datetime) -> tuple[dict[str, datetime], list[str]]:
+    """Since when each joined VM has had no startd ad, as the last cycle saw it (see
+    ``plan.reconcile.unseen_memory``). A missing or odd file starts the count anew (a
+    VM then waits longer before it is retired, never shorter); a time in the future
+    reads as ``now``."""
+    path = state_dir / UNSEEN_FILE
+    try:
+        data = read_state_file(path)
+        raw: Any = json.loads(data) if data is not None else {}
+        if not isinstance(raw, dict):
+            raise ValueError("not a csctl unseen-VM file")
+    except (OSError, ValueError) as exc:
+        return {}, [f"{path}: ignored, cannot be read ({exc})"]
+    since: dict[str, datetime] = {}
+    for key, text in raw.items():
+        try:
+            when = datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            continue
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        since[str(key)] = min(when, now)
+    return since, []
+
+
+def keep_unseen(state_dir: Path, since: dict[str, datetime]) -> list[str]:
+    """Remember the unseen VMs for the next cycle; a failure to save is a warning."""
+    data = json.dumps({k: t.isoformat() for k, t in sorted(since.items())}, indent=1).encode()
+    try:
+        write_atomically(state_dir / UNSEEN_FILE, data)
+    except OSError as exc:
+        return [f"{state_dir / UNSEEN_FILE}: not saved ({exc.strerror or exc})"]
+    return []

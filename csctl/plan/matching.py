@@ -7,6 +7,7 @@ VM's startd. This works from zero VMs and understands any expression users write
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -269,14 +270,39 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
 
 def _circular(job_ad: Any, name: str) -> bool:
     """Whether an attribute that evaluates to UNDEFINED does so because it is part of a
-    circle of references (the library then cannot list its references)."""
-    import classad2
-
-    expression = job_ad.lookup(name)
-    if not isinstance(expression, classad2.ExprTree):
-        return False
-    try:
-        job_ad.externalRefs(expression)
-    except ValueError:
-        return True
+    circle of references. Read from the ad's printed text, never by asking the library
+    to walk the expression (its walk recurses in C and has crashed on hostile ads)."""
+    refs: dict[str, set[str]] = {}
+    for line in job_ad.printOld().splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            refs[key.strip().lower()] = _references(value)
+    seen: set[str] = set()
+    stack = [(name.lower(), iter(refs.get(name.lower(), ())))]
+    path = {name.lower()}
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            path.discard(node)
+            continue
+        if child in path:
+            return True
+        if child in refs and child not in seen:
+            seen.add(child)
+            path.add(child)
+            stack.append((child, iter(refs[child])))
     return False
+
+
+_STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
+_NAME = re.compile(
+    r"(?<![\w.])(?:my\.)?([a-z_][a-z0-9_]*)(?![\w(.])|(?<![\w.])target\.[a-z_][a-z0-9_]*", re.I
+)
+
+
+def _references(expression: str) -> set[str]:
+    """Attribute names an expression refers to in its own ad (TARGET. ones excluded)."""
+    bare = _STRING.sub('""', expression)
+    return {m.group(1).lower() for m in _NAME.finditer(bare) if m.group(1)}
