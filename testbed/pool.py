@@ -94,6 +94,8 @@ NEGOTIATOR_INTERVAL = 5
 NEGOTIATOR_CYCLE_DELAY = 1
 NEGOTIATOR_MIN_INTERVAL = 1
 SCHEDD_INTERVAL = 5
+# csctl sees which VM runs each job from the job ad, also when the collector forgot the VM
+SYSTEM_JOB_MACHINE_ATTRS = CsctlId
 # csctl's VMs may advertise only startds of their own boot batch (csctl README, Security)
 COLLECTOR_REQUIREMENTS = (CsctlBatch =?= undefined && CsctlId =?= undefined) || \\
   (AuthenticatedIdentity =?= strcat("vm-", CsctlBatch, "@{POOL_NAME}") && \\
@@ -144,6 +146,7 @@ SCHEDD_NAME = {name}
 USE_SHARED_PORT = False
 SEC_USE_FAMILY_SESSION = False
 SCHEDD_INTERVAL = 5
+SYSTEM_JOB_MACHINE_ATTRS = CsctlId
 # Benchmarks queue a quarter of a million jobs per schedd (the defaults stop at 100,000).
 MAX_JOBS_PER_OWNER = 1000000
 MAX_JOBS_SUBMITTED = 1000000
