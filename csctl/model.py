@@ -274,6 +274,7 @@ class Snapshot:
     failed_clouds: set[str] = field(default_factory=set)
     pool_errors: list[str] = field(default_factory=list)
     running: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # instances and ads set aside, and why
 
 
 # -- image-test --------------------------------------------------------------------------

@@ -207,7 +207,7 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
         needed = given or snapshot_demand(snapshot, config)
         backoff, warnings = read_backoff(services.state_dir, now)
         plan = plan_boot(needed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
-        result = BootResult(plan, errors=list(snapshot.errors), warnings=warnings)
+        result = BootResult(plan, errors=list(snapshot.errors), warnings=snapshot.warnings + warnings)
         if key is not None:
             result.report = execute_boot(plan, services.clouds, config, key, now, backoff)
             result.warnings += keep_backoff(services.state_dir, backoff)

@@ -46,5 +46,5 @@ def demand(services: Services, from_file: Path | None = None) -> DemandResult:
         return DemandResult(compute_demand(read_job_file(from_file), [], config))
     snapshot = take_snapshot(services.pool, services.clouds, config)
     result = snapshot_demand(snapshot, config)
-    result.warnings[:0] = snapshot.errors
+    result.warnings[:0] = snapshot.errors + snapshot.warnings
     return DemandResult(result, list(snapshot.errors))

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from csctl.config import Config
 from csctl.errors import CloudError
 from csctl.model import Cloud, Instance, Pool, QueueSnapshot, Snapshot, StartdSlot
+from csctl.plan.identity import screen
 
 # Threads of one snapshot: the pool's three queries and one per cloud, up to this many
 MAX_WORKERS = 16
@@ -75,7 +76,9 @@ def take_snapshot(
         snapshot.running, running_errors = running.result()
         snapshot.errors += [e for e in running_errors if e not in snapshot.errors]
     snapshot.pool_errors = list(snapshot.errors)
-    snapshot.instances, cloud_errors = _gather(listings)
+    instances, cloud_errors = _gather(listings)
+    # ids from tags and startd attributes are untrusted: only csctl's grammar goes on
+    snapshot.instances, snapshot.slots, snapshot.warnings = screen(instances, snapshot.slots)
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)
     return snapshot

@@ -48,6 +48,7 @@ def look(config: Config, pool: Pool, clouds: Mapping[str, Cloud], now: datetime,
         unseen_since=remembered,
     )
     hold = hold_reasons(joins, snapshot.pool_errors)
+    warnings = snapshot.warnings + warnings
     return View(snapshot, joins, hold, unseen_memory(joins, remembered, now), warnings)
 
 

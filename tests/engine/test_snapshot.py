@@ -177,3 +177,22 @@ def test_list_clouds_lists_every_cloud_at_once():
     instances, errors = list_clouds(clouds, "p")
     assert [i.cloud for i in instances] == ["a", "b", "c"]
     assert errors == {"d": "cloud d: quota"}
+
+
+class TaggedCloud(FakeCloud):
+    """A cloud whose instances carry whatever tags someone with API access wrote."""
+
+    def list_instances(self, pool: str) -> list[Instance]:
+        return [
+            Instance("a-0123abcd-0", "a", "big", VMState.RUNNING, "i-good"),
+            Instance("../../etc/cron.d/pwn-0", "a", "big", VMState.RUNNING, "i-evil"),
+        ]
+
+
+def test_an_instance_whose_tags_break_the_id_grammar_is_set_aside_and_named(seed_config):
+    snapshot = take_snapshot(None, {"a": TaggedCloud("a")}, seed_config)
+    assert [i.csctl_id for i in snapshot.instances] == ["a-0123abcd-0"]
+    assert snapshot.warnings == [
+        "instance 'i-evil' skipped: csctl id '../../etc/cron.d/pwn-0' is not a csctl id"
+    ]
+    assert snapshot.errors == []
