@@ -152,3 +152,11 @@ def derive_vm_key(pool_key: SigningKey, vm_id: str) -> SigningKey:
     """
     digest = hmac.new(pool_key.secret, b"csctl-vm-key:" + vm_id.encode(), hashlib.sha256)
     return SigningKey(name=vm_id, secret=digest.hexdigest().encode("ascii"))
+
+
+def batch_secrets(pool_key: SigningKey, batch_id: str) -> list[str]:
+    """The batch's signing key as the VMs hold it, in every form its payload carries it
+    (hex text, and base64 of the scrambled file): what a console or a job's output must
+    never show."""
+    secret = derive_vm_key(pool_key, batch_id).secret
+    return [secret.decode(), base64.b64encode(scramble(secret)).decode()]

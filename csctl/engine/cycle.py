@@ -79,7 +79,7 @@ def run_cycle(
     view = look(config, pool, clouds, now)
     snapshot, joins = view.snapshot, view.joins
     clock.lap("snapshot")
-    fixed = FixReport() if view.hold else fix_failed_joins(joins, clouds, config, backoff, now)
+    fixed = FixReport() if view.hold else fix_failed_joins(joins, clouds, config, backoff, now, key)
     gone = set(fixed.terminated)
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in gone]
     clock.lap("join-check")

@@ -7,14 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from csctl import logredact
 from csctl.config import Config
+from csctl.context.tokens import SigningKey, batch_secrets
 from csctl.engine.retire import terminate
 from csctl.engine.services import Services
 from csctl.engine.state import acting, keep_backoff, read_backoff, write_atomically
 from csctl.engine.view import look, settle
-from csctl.errors import CloudError
-from csctl.model import Cloud
+from csctl.errors import CloudError, CsctlError
+from csctl.model import Cloud, batch_of
 from csctl.plan.backoff import Backoff
+from csctl.plan.imagetest import redact
 from csctl.plan.reconcile import JoinReport, VMView
 
 
@@ -28,10 +31,16 @@ class FixReport:
 
 
 def fix_failed_joins(
-    report: JoinReport, clouds: Mapping[str, Cloud], config: Config, backoff: Backoff, now: datetime
+    report: JoinReport,
+    clouds: Mapping[str, Cloud],
+    config: Config,
+    backoff: Backoff,
+    now: datetime,
+    pool_key: SigningKey | None = None,
 ) -> FixReport:
-    """Terminate never-joined and errored VMs after saving their console output, and count
-    each failure against its image on its cloud (the boot backoff)."""
+    """Terminate never-joined and errored VMs after saving their console output (secrets
+    redacted: tokens, keys, and with ``pool_key`` the batch's own key), and count each
+    failure against its image on its cloud (the boot backoff)."""
     fix = FixReport()
     failed = []
     console_dir = config.state_dir / "console"
@@ -41,7 +50,7 @@ def fix_failed_joins(
         text = ""
         if cloud is not None:
             try:
-                text = cloud.console_output(vm.instance)
+                text = _redacted(cloud.console_output(vm.instance), vm, pool_key)
             except CloudError as exc:
                 text = f"(console unavailable: {exc.message})"
         path = console_dir / f"{vm.csctl_id}-{now:%Y%m%dT%H%M%SZ}.log"
@@ -58,6 +67,12 @@ def fix_failed_joins(
         failed.append(vm)
     fix.terminated = terminate(clouds, [vm.instance for vm in failed if vm.instance], fix.errors)
     return fix
+
+
+def _redacted(text: str, vm: VMView, pool_key: SigningKey | None) -> str:
+    """A console without the secrets cloud-init may echo from the VM's payload."""
+    secrets = batch_secrets(pool_key, batch_of(vm.csctl_id)) if pool_key is not None else []
+    return logredact.redact(redact(text, secrets))
 
 
 def _image_key(vm: VMView, config: Config) -> str:
@@ -101,8 +116,20 @@ def join_check(services: Services, fix: bool = False, dry_run: bool = False) -> 
         result.held = list(view.hold)
         if fix and not view.hold:
             backoff, warnings = read_backoff(services.state_dir, now)
-            result.fixed = fix_failed_joins(view.joins, services.clouds, config, backoff, now)
+            key = _key_if_any(services)
+            result.fixed = fix_failed_joins(view.joins, services.clouds, config, backoff, now, key)
             result.warnings += warnings + keep_backoff(services.state_dir, backoff)
         if fix:
             result.warnings += settle(view, services.clouds, config, now)
     return result
+
+
+def _key_if_any(services: Services) -> SigningKey | None:
+    """The pool key, to redact each batch's own key from consoles; without one, consoles
+    are still redacted of tokens and private keys."""
+    if services.config.pool.signing_key is None:
+        return None
+    try:
+        return services.signing_key("redact consoles")
+    except CsctlError:
+        return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import logging
@@ -14,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from csctl.config import Config
-from csctl.context.tokens import SigningKey, derive_vm_key, scramble
+from csctl.context.tokens import SigningKey, batch_secrets
 from csctl.engine.boot import boot_request, new_batch_id
 from csctl.engine.imagetest.probe import probe_job
 from csctl.engine.retire import drain_target
@@ -168,9 +167,8 @@ class _Runner:
             batch = new_batch_id(self.spec.cloud)
             self.report.csctl_id = vm_id(batch, 0)
             config = plan.probe_config(self.config, self.spec, self.csctl_id)
-            batch_key = derive_vm_key(self.pool_key, batch).secret
             # the VM's own key, as the payload carries it: never shown in a console or output
-            self.secrets = [batch_key.decode(), base64.b64encode(scramble(batch_key)).decode()]
+            self.secrets = batch_secrets(self.pool_key, batch)
             item = BootItem(self.spec.cloud, self.spec.vm_type, 1, self.spec.image, self.spec.flavor)
             request = boot_request(config, self.cloud, item, self.pool_key, self.now(), batch, 1)
             request = dataclasses.replace(request, tags={**request.tags, TAG_IMAGE_TEST: self.csctl_id})
