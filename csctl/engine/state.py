@@ -128,10 +128,10 @@ def check_state_dir(state_dir: Path) -> None:
     """Make sure csctl can keep its state before it acts: the directory exists (created
     0700 if missing), is a directory, takes a new file, and has room. StateError says
     which of these failed."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise StateError(f"state directory {state_dir}: not a directory; nothing was done")
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not state_dir.is_dir():
-            raise StateError(f"state directory {state_dir}: not a directory")
         fd, probe = tempfile.mkstemp(dir=state_dir, prefix=".csctl-probe.")
         os.close(fd)
         os.unlink(probe)
@@ -161,8 +161,8 @@ def state_lock(state_dir: Path, command: str = "run", wait_seconds: float = 0) -
         raise StateError(f"{path}: cannot open the lock ({exc.strerror or exc}); nothing was done") from None
     try:
         if not _flock(fd, wait_seconds):
-            holder = os.pread(fd, 64, 0).decode(errors="replace").split() or ["?"]
-            who = f"csctl {holder[1]}" if len(holder) > 1 else "csctl"
+            holder = os.pread(fd, 128, 0).decode(errors="replace").split(maxsplit=1) or ["?"]
+            who = f"csctl {holder[1].strip()}" if len(holder) > 1 else "csctl"
             raise LockHeld(
                 f"another {who} holds {path} (pid {holder[0]})",
                 hint="csctl commands that act must not overlap; this one exits without acting",

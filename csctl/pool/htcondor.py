@@ -170,7 +170,10 @@ class HTCondorPool:
         try:
             ads = self.collector.query(self.htcondor.AdType.Startd, constraint, SLOT_PROJECTION)
         except self.htcondor.HTCondorException as exc:
-            raise PoolUnreachable(f"cannot query collector {self.config.collector}: {exc}") from None
+            raise PoolUnreachable(
+                f"cannot query collector {self.config.collector}: {exc}",
+                hint="check pool.collector and that csctl may read from the pool",
+            ) from None
         return [_slot(ad) for ad in ads]
 
     def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:

@@ -170,3 +170,15 @@ def test_a_waiting_command_takes_the_lock_once_the_holder_is_done(tmp_path):
         assert time.monotonic() - started > 0.5
         assert (tmp_path / "run.lock").read_text() == f"{os.getpid()} image-test\n"
     holder.wait(timeout=30)
+
+
+def test_the_holder_is_named_with_its_whole_command(tmp_path):
+    from tests.lock_holder import lock_held
+
+    with (
+        lock_held(tmp_path, "join-check --fix") as pid,
+        pytest.raises(LockHeld) as info,
+        state_lock(tmp_path, "retire"),
+    ):
+        pytest.fail("taken while held")
+    assert info.value.message == f"another csctl join-check --fix holds {tmp_path / 'run.lock'} (pid {pid})"
