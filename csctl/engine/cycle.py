@@ -199,7 +199,8 @@ def run(services: Services, metrics_file: Path | None = None) -> CycleResult:
     with state_lock(services.state_dir, "run"):
         backoff, warnings = read_backoff(services.state_dir, now)
         report, fixed, booted, retired = run_cycle(config, services.pool, services.clouds, key, backoff, now)
-        report.warnings = warnings + report.warnings + keep_backoff(services.state_dir, backoff)
+        report.warnings = services.cloud_warnings + warnings + report.warnings
+        report.warnings += keep_backoff(services.state_dir, backoff)
         if metrics_file is not None:
             try:
                 write_metrics(metrics_file, report, now)
@@ -214,5 +215,5 @@ def dry_run(services: Services) -> CyclePlan:
     config, now = services.config, services.now()
     backoff, warnings = read_backoff(services.state_dir, now)
     result = plan_cycle(config, services.pool, services.clouds, backoff, now)
-    result.warnings = warnings + result.warnings
+    result.warnings = services.cloud_warnings + warnings + result.warnings
     return result

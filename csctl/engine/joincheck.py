@@ -112,7 +112,8 @@ def join_check(services: Services, fix: bool = False, dry_run: bool = False) -> 
         return result
     with acting(services.state_dir, "join-check --fix", not fix):
         view = look(config, services.pool, services.clouds, now, jobs=False)
-        result = JoinCheckResult(view.joins, errors=list(view.snapshot.errors), warnings=view.warnings)
+        warnings = services.cloud_warnings + view.warnings
+        result = JoinCheckResult(view.joins, errors=list(view.snapshot.errors), warnings=warnings)
         result.held = list(view.hold)
         if fix and not view.hold:
             backoff, warnings = read_backoff(services.state_dir, now)

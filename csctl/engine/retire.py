@@ -170,7 +170,8 @@ def retire(services: Services, dry_run: bool = False, force: bool = False) -> Re
         view = look(config, services.pool, services.clouds, now)
         needed = snapshot_demand(view.snapshot, config)
         plan = plan_retire(view.joins, needed, config, now, force=force, hold=view.hold)
-        result = RetireResult(plan, errors=list(view.snapshot.errors), warnings=view.warnings)
+        warnings = services.cloud_warnings + view.warnings
+        result = RetireResult(plan, errors=list(view.snapshot.errors), warnings=warnings)
         if key is not None:
             result.done = execute_retire(plan, view.joins, services.pool, services.clouds, config, key, now)
             result.warnings += settle(view, services.clouds, config, now)

@@ -34,6 +34,7 @@ class Services:
     make_pool: Callable[[], Pool] | None = None
     make_clouds: Callable[[], Mapping[str, Cloud]] | None = None
     clock: Callable[[], datetime] = _now
+    cloud_warnings: list[str] = field(default_factory=list, init=False)
     _pool: Pool | None = field(default=None, init=False, repr=False)
     _clouds: Mapping[str, Cloud] | None = field(default=None, init=False, repr=False)
 
@@ -52,12 +53,16 @@ class Services:
     @property
     def clouds(self) -> Mapping[str, Cloud]:
         """A driver for every configured cloud (a disabled one is listed and emptied,
-        never booted on)."""
+        never booted on), and for every cloud that left the configuration while csctl
+        still had VMs there (listed and emptied too; see engine/departed.py)."""
         if self._clouds is None:
             if self.make_clouds is None:
                 from csctl.clouds.registry import make_cloud
+                from csctl.engine.departed import departed_clouds
 
-                self._clouds = {n: make_cloud(n, c) for n, c in self.config.clouds.items()}
+                departed, self.cloud_warnings = departed_clouds(self.config)
+                configured = {n: make_cloud(n, c) for n, c in self.config.clouds.items()}
+                self._clouds = {**departed, **configured}
             else:
                 self._clouds = self.make_clouds()
         return self._clouds

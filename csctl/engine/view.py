@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from csctl.config import Config
+from csctl.engine.departed import remember_clouds
 from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import keep_unseen, read_unseen
 from csctl.errors import CloudError
@@ -48,14 +49,18 @@ def look(config: Config, pool: Pool, clouds: Mapping[str, Cloud], now: datetime,
         unseen_since=remembered,
     )
     hold = hold_reasons(joins, snapshot.pool_errors)
+    departed = sorted({i.cloud for i in snapshot.instances} - set(config.clouds))
     warnings = snapshot.warnings + warnings
+    warnings += [f"cloud {c} left the configuration: its VMs are being retired" for c in departed]
     return View(snapshot, joins, hold, unseen_memory(joins, remembered, now), warnings)
 
 
 def settle(view: View, clouds: Mapping[str, Cloud], config: Config, now: datetime) -> list[str]:
-    """After acting: remember the unseen VMs and tag the newly joined ones; warnings only
-    (neither is worth failing a cycle for)."""
-    return keep_unseen(config.state_dir, view.unseen) + mark_joined(view.joins, clouds, now)
+    """After acting: remember the unseen VMs, the clouds csctl has VMs on, and tag the
+    newly joined VMs; warnings only (none is worth failing a cycle for)."""
+    used = {i.cloud for i in view.snapshot.instances} | view.snapshot.failed_clouds
+    warnings = keep_unseen(config.state_dir, view.unseen) + remember_clouds(config, used)
+    return warnings + mark_joined(view.joins, clouds, now)
 
 
 def mark_joined(joins: JoinReport, clouds: Mapping[str, Cloud], now: datetime) -> list[str]:

@@ -45,8 +45,8 @@ def booting_supply(
     supply = []
     for inst in instances:
         vm_type = config.vm_types.get(inst.vm_type)
-        if vm_type is None or inst.csctl_id in joined:
-            continue
+        if vm_type is None or inst.csctl_id in joined or inst.cloud not in config.clouds:
+            continue  # a VM of a cloud that left the configuration is retired, not room
         if inst.state in (VMState.BOOTING, VMState.RUNNING):
             disk = vm_type.disk * KB_PER_GB
             supply.append(
