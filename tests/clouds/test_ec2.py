@@ -248,6 +248,34 @@ def test_network_settings_reach_the_instance(ec2: EC2Server) -> None:
     assert vm.address is not None and vm.address.startswith("10.9.1.")
 
 
+def test_vms_boot_with_imdsv2_required_and_a_hop_limit_of_one(ec2: EC2Server, driver: Driver) -> None:
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    (raw,) = raw_instances(ec2, InstanceIds=[vm.provider_id])
+    options = raw["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
+    assert options["HttpEndpoint"] == "enabled"
+
+
+def test_a_cloud_may_relax_the_metadata_options(ec2: EC2Server) -> None:
+    driver = make_driver(ec2, metadata_tokens="optional", metadata_hop_limit=2)
+    (vm,) = driver.boot(make_request(ec2, count=1))
+    (raw,) = raw_instances(ec2, InstanceIds=[vm.provider_id])
+    assert (raw["MetadataOptions"]["HttpTokens"], raw["MetadataOptions"]["HttpPutResponseHopLimit"]) == (
+        "optional",
+        2,
+    )
+
+
+def test_a_cloud_that_refuses_metadata_options_can_go_without(ec2: EC2Server) -> None:
+    sent: list[dict[str, Any]] = []
+    driver = make_driver(ec2, metadata_options=False)
+    driver.client.meta.events.register(
+        "provide-client-params.ec2.RunInstances", lambda params, **_: sent.append(dict(params))
+    )
+    driver.boot(make_request(ec2, count=1))
+    assert sent and "MetadataOptions" not in sent[0]
+
+
 @pytest.mark.parametrize(
     ("fields", "settings", "code"),
     [

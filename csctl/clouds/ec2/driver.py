@@ -145,6 +145,12 @@ class Driver:
             params["UserData"] = request.user_data  # botocore base64-encodes it
         if request.max_price is not None:
             params["InstanceMarketOptions"] = _spot_options(request.max_price)
+        if self.settings.metadata_options:
+            params["MetadataOptions"] = {
+                "HttpEndpoint": "enabled",
+                "HttpTokens": self.settings.metadata_tokens,
+                "HttpPutResponseHopLimit": self.settings.metadata_hop_limit,
+            }
         return {**params, **self._network_params()}
 
     def _network_params(self) -> dict[str, Any]:

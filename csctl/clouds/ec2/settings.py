@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -25,6 +26,15 @@ class Settings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for a connection")
     read_timeout: float = Field(60.0, gt=0, description="seconds to wait for an answer")
     max_attempts: int = Field(3, ge=1, description="tries per API call, retries included")
+    # the VMs' user-data holds their IDTOKEN and batch key: IMDSv2 only, and a hop limit
+    # of 1 so that no container on the VM reaches the metadata service through it
+    metadata_tokens: Literal["required", "optional"] = Field(
+        "required", description='IMDSv2 session tokens: "required" (default) or "optional" (IMDSv1 allowed)'
+    )
+    metadata_hop_limit: int = Field(1, ge=1, le=64, description="IMDS PUT response hop limit")
+    metadata_options: bool = Field(
+        True, description="send MetadataOptions at all (false for EC2-compatible clouds that refuse it)"
+    )
 
     @field_validator("endpoint_url")
     @classmethod
