@@ -1,0 +1,34 @@
+"""``csctl simulate``: replay a workload through csctl's own decisions.
+
+The simulator is another engine over the same planners: ``world`` stands in for the
+clouds and the pool, ``runner`` calls the planners every cycle, ``report`` sums it up.
+No decision is made here that ``csctl run`` would not make the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from csctl.config import Config
+from csctl.engine.simulate.report import Report, outcome, report
+from csctl.engine.simulate.runner import Settings, replay
+from csctl.engine.simulate.traces import Trace, read_trace
+from csctl.engine.simulate.variants import variants
+
+
+def simulate(
+    config: Config,
+    trace: Trace | Path,
+    settings: Settings | None = None,
+    sets: Sequence[str] = (),
+    fmt: str | None = None,
+) -> Report:
+    """Replay ``trace`` (or the trace file, in ``fmt`` or guessed) under ``config`` and
+    each variant ``sets`` makes of it (``KEY=V1,V2``), in the simulated world."""
+    settings = settings or Settings()
+    configs = variants(config, sets)  # every variant is checked before any replay
+    if isinstance(trace, Path):
+        trace = read_trace(trace, fmt)
+    outcomes = [outcome(label, chosen, replay(cfg, trace, settings)) for label, chosen, cfg in configs]
+    return report(trace, settings, outcomes)

@@ -1,0 +1,107 @@
+"""The simulator's cycle: csctl's own planners on a snapshot of the simulated world.
+
+Every ``cycle`` seconds the runner takes a ``Snapshot`` of the world, reconciles it,
+computes demand, plans boots and retirements with the very functions ``csctl run`` calls
+(``reconcile``, ``hold_reasons``, ``snapshot_demand``, ``plan_boot``, ``plan_retire``,
+``Backoff``) and carries the plans out on the simulated clouds and pool. Between cycles
+the world moves on: jobs arrive, VMs join, jobs end, and its negotiator matches.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from csctl.config import Config
+from csctl.engine.simulate.traces import Trace
+from csctl.engine.simulate.world import World, when
+from csctl.model import Snapshot
+from csctl.plan.backoff import Backoff
+from csctl.plan.placement import plan_boot
+from csctl.plan.reconcile import reconcile
+from csctl.plan.retire import Action, plan_retire
+from csctl.plan.safety import hold_reasons
+from csctl.plan.supply import snapshot_demand
+
+DEFAULT_CYCLE = 300
+DEFAULT_BOOT_TIME = (300.0, 60.0)  # seconds from the boot call to the startd in the pool
+# a run that still has work this long after the last job arrived is stopped (a policy
+# that never serves the queue must not simulate for ever)
+MAX_TAIL_SECONDS = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the world behaves: the seed, the cycle and boot delay in seconds, and the share
+    of boot calls a cloud refuses."""
+
+    seed: int = 0
+    cycle: int = DEFAULT_CYCLE
+    boot_time: tuple[float, float] = DEFAULT_BOOT_TIME
+    failure_rate: float = 0.0
+
+
+@dataclass
+class Run:
+    """One replay: the world as it ended, the cycles run, the simulated span, and the jobs
+    that could have run but never started (the policy or the limits left them waiting)."""
+
+    world: World
+    cycles: int
+    seconds: int
+    stranded: int
+
+
+def replay(config: Config, trace: Trace, settings: Settings) -> Run:
+    """Replay ``trace`` through csctl's planners under ``config`` in the simulated world."""
+    world = World(config, trace.jobs, random.Random(settings.seed), settings.boot_time, settings.failure_rate)
+    backoff = Backoff()
+    if not trace.jobs:
+        return Run(world, 0, 0, 0)
+    start = trace.jobs[0].submit
+    last = trace.jobs[-1].submit
+    t, cycles = start, 0
+    while True:
+        world.advance(t)
+        booted = _cycle(world, config, backoff, t)
+        cycles += 1
+        if not world.arrivals_left and not world.vms and (not world.busy or _stuck(booted, backoff, t)):
+            break
+        if t - last > MAX_TAIL_SECONDS:
+            break
+        t += settings.cycle
+    for vm_id in list(world.vms):
+        world.terminate(vm_id, t)
+    stranded = sum(len(q) for q in world.queue.values())
+    return Run(world, cycles, t - start, stranded)
+
+
+def _stuck(booted: int, backoff: Backoff, t: int) -> bool:
+    """Idle jobs, no VM at all, nothing booted and no backoff to wait out: no later cycle
+    can do otherwise, so the rest of the queue is stranded."""
+    return booted == 0 and not backoff.active(when(t))
+
+
+def _cycle(world: World, config: Config, backoff: Backoff, t: int) -> int:
+    """One cycle at ``t``, as ``run_cycle`` orders it; returns the VMs booted."""
+    now = when(t)
+    snapshot = Snapshot(groups=world.groups(), slots=world.slots(), instances=world.instances())
+    joins = reconcile(snapshot.instances, snapshot.slots, config, now)
+    hold = hold_reasons(joins, snapshot.pool_errors)
+    demand = snapshot_demand(snapshot, config)
+    plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now)
+    booted = 0
+    for item in plan.items:
+        if world.boot(item, t):
+            booted += item.count
+            backoff.succeed(item.cloud)
+            backoff.succeed(f"{item.cloud}/{item.image}")
+        else:  # the cloud refused the call: it sits out its backoff, as after a real failure
+            backoff.fail(item.cloud, now)
+    retire = plan_retire(joins, demand, config, now, hold=hold)
+    for retirement in retire.retirements:
+        if retirement.action is Action.DRAIN:
+            world.drain(retirement.csctl_id, t)
+        else:
+            world.terminate(retirement.csctl_id, t)
+    return booted
