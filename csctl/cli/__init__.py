@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "join-check": "join_check",
     "retire": "retire",
     "run": "run",
+    "simulate": "simulate",
 }
 
 # The first sentence of each command's help, so that `csctl --help` lists the commands
@@ -43,6 +44,7 @@ SUMMARIES = {
     "fresh look at the pool shows no claimed slot.",
     "run": "Run one cycle: join-check --fix, demand, boot, retire, on one look at the pool and one "
     "list call per cloud.",
+    "simulate": "Replay a workload through csctl's own decisions, to tune policy before spending cloud money.",
 }
 
 
