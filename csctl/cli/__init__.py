@@ -44,7 +44,8 @@ SUMMARIES = {
     "fresh look at the pool shows no claimed slot.",
     "run": "Run one cycle: join-check --fix, demand, boot, retire, on one look at the pool and one "
     "list call per cloud.",
-    "simulate": "Replay a workload through csctl's own decisions, to tune policy before spending cloud money.",
+    "simulate": "Replay a workload through csctl's own decisions, to tune policy before spending cloud "
+    "money.",
 }
 
 
