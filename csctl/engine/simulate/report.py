@@ -14,6 +14,7 @@ from typing import Any
 
 from csctl.engine.simulate.runner import Run, Settings
 from csctl.engine.simulate.traces import Trace
+from csctl.plan.text import shown
 
 SCHEMA = "csctl.simulate/1"
 PERCENTILES = (50, 95, 99)
@@ -136,7 +137,7 @@ def _minutes(seconds: int | None) -> str:
 
 def table(result: Report) -> tuple[list[str], list[list[str]]]:
     """Columns (one per variant) and rows (one per figure) of the report's table."""
-    columns = [""] + [o.label for o in result.variants]
+    columns = [""] + [shown(o.label, 60) for o in result.variants]
     figures: list[tuple[str, Any]] = [
         ("jobs", lambda o: f"{o.jobs}"),
         ("served", lambda o: f"{o.served}"),
@@ -155,5 +156,8 @@ def table(result: Report) -> tuple[list[str], list[list[str]]]:
     clouds = sorted({c for o in result.variants for c in o.peak_vms})
     figures += [(f"peak VMs {c}", lambda o, c=c: f"{o.peak_vms.get(c, 0)}") for c in clouds]
     owners = sorted({w for o in result.variants for w in o.core_hours_by_owner})
-    figures += [(f"core-hours {w}", lambda o, w=w: f"{o.core_hours_by_owner.get(w, 0):,.1f}") for w in owners]
+    figures += [
+        (f"core-hours {shown(w, 40)}", lambda o, w=w: f"{o.core_hours_by_owner.get(w, 0):,.1f}")
+        for w in owners
+    ]
     return columns, [[name] + [show(o) for o in result.variants] for name, show in figures]

@@ -17,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 
 from csctl.config import Config
 from csctl.engine.simulate.traces import Fields, TraceJob
-from csctl.model import Instance, JobGroup, StartdSlot, VMState
+from csctl.model import Instance, JobGroup, JobProblem, StartdSlot, VMState
 from csctl.plan.demand import _Bin as Room  # demand's packing: what fits in a VM's room
 from csctl.plan.demand import _slot as slot_of
-from csctl.plan.demand import classify
-from csctl.plan.matching import KB_PER_GB
+from csctl.plan.demand import compute_demand
+from csctl.plan.jobs import NEEDS_ATTRS, JobNeeds, read_needs
+from csctl.plan.matching import KB_PER_GB, evaluated_attributes
 from csctl.plan.placement import BootItem
 from csctl.plan.queue import SAMPLE_IDS, groups_from_json
 
@@ -79,6 +80,14 @@ class Stats:
     boots_unused: int = 0
     boot_failures: int = 0
     peak_vms: dict[str, int] = field(default_factory=dict)
+
+
+def _needs(group: JobGroup) -> JobNeeds:
+    """What a served group's jobs ask, read as demand reads it."""
+    values = evaluated_attributes(group.ad, NEEDS_ATTRS)
+    needs = values if isinstance(values, JobProblem) else read_needs(values)
+    assert isinstance(needs, JobNeeds), "demand served the group, so its needs read"
+    return needs
 
 
 class World:
@@ -151,14 +160,16 @@ class World:
         group = groups_from_json([dict(fields)], "trace")[0]
         owner = dict(fields).get("Owner")
         shape = Shape(len(self._by_index), group, owner if isinstance(owner, str) else "?")
-        served, rejected, _ = classify([group], self.config)
-        if served:
-            vm_type = self.config.vm_types[served[0].candidate.vm_type]
-            size = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
-            shape.vm_type, shape.clouds = served[0].candidate.vm_type, frozenset(served[0].candidate.clouds)
-            shape.slot = slot_of(served[0].needs, size)
+        # demand's own verdict on one job of the shape: its VM type and clouds, or why none
+        demand = compute_demand([group], [], self.config)
+        if demand.rejected:
+            shape.reasons = tuple(demand.rejected[0].reasons)
         else:
-            shape.reasons = tuple(rejected[0].reasons)
+            need = demand.requirements[0]
+            vm_type = self.config.vm_types[need.vm_type]
+            size = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
+            shape.vm_type, shape.clouds = need.vm_type, frozenset(need.clouds)
+            shape.slot = slot_of(_needs(group), size)
         self.shapes[fields] = shape
         self._by_index.append(shape)
         return shape
