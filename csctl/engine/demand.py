@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
 from csctl.errors import InputError
-from csctl.model import JobGroup
 from csctl.plan.demand import Demand, compute_demand
-from csctl.plan.queue import groups_from_json
+from csctl.plan.queue import JsonQueue, read_json_queue
 from csctl.plan.supply import snapshot_demand
 
 
@@ -27,13 +25,15 @@ class DemandResult:
         return bool(self.errors)
 
 
-def read_job_file(path: Path) -> list[JobGroup]:
-    """Idle jobs from a ``condor_q -json`` file, grouped; InputError for a file that
-    cannot be read or is not a JSON array of job ads."""
+def read_job_file(path: Path) -> JsonQueue:
+    """Idle jobs from a ``condor_q -json`` file, grouped as it is read (the file is never
+    held whole, and each group's ad is built only as the groups are iterated);
+    InputError for a file that cannot be read or is not a JSON array of job ads."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return groups_from_json(data, source=str(path))
-    except (OSError, ValueError) as exc:
+        with path.open(encoding="utf-8") as stream:
+            return read_json_queue(stream.read, source=str(path))
+    except (OSError, ValueError, RecursionError) as exc:
+        # RecursionError: arrays nested thousands deep, which json decodes recursively
         raise InputError(f"{path}: cannot read job snapshot: {exc}") from None
 
 

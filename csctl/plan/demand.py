@@ -6,7 +6,7 @@ a ``Demand`` out. Reading the queue is the pool adapter's job; see csctl/pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,29 @@ def _pack(
 class _Served:
     needs: JobNeeds
     candidate: Candidate
-    group: JobGroup
+    count: int
+    owner: str
+
+
+@dataclass
+class _Need:
+    """One VM requirement as served groups join it: job shapes merged, never per job."""
+
+    first: _Served
+    vm: tuple[int, int, int]
+    shapes: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    idle: int = 0
+    keep_alive: int = 0
+    high_priority: bool = False
+    owners: set[str] = field(default_factory=set)
+
+    def add(self, s: _Served) -> None:
+        slot = _slot(s.needs, self.vm)
+        self.shapes[slot] = self.shapes.get(slot, 0) + s.count
+        self.idle += s.count
+        self.keep_alive = max(self.keep_alive, s.needs.keep_alive_minutes or 0)
+        self.high_priority = self.high_priority or s.needs.high_priority
+        self.owners.add(s.owner)
 
 
 def _requirement_key(s: _Served) -> tuple[Any, ...]:
@@ -176,32 +198,23 @@ def _owner(group: JobGroup) -> str:
     return shown(owner) if isinstance(owner, str) else "?"
 
 
-def classify(groups: Iterable[JobGroup], config: Config) -> tuple[list[_Served], list[Rejected], list[str]]:
-    """Split job groups into served (with their VM type) and rejected (with reasons).
-
-    Each group is judged on its own: whatever one job holds, it ends up served or
-    rejected with a reason, and never stops the others.
-    """
+def _judged(groups: Iterable[JobGroup], config: Config, warnings: list[str]) -> Iterator[_Served | Rejected]:
+    """Each group served or rejected, one at a time: nothing here holds a group's ad
+    once it is judged, so groups built lazily (csctl/plan/queue.py) are freed in turn."""
     matcher = Matcher(config)
-    served: list[_Served] = []
-    rejected: list[Rejected] = []
-    warnings: list[str] = []
     for group in groups:
         try:
             outcome = _classify_one(group, config, matcher, warnings)
         except Exception as exc:  # noqa: BLE001 - one job never stops autoscaling for everyone
             outcome = JobProblem("job", f"cannot be evaluated ({guard.one_line(exc)})")
         if isinstance(outcome, _Served):
-            served.append(outcome)
+            yield outcome
         elif isinstance(outcome, JobProblem):
             reason = f"{outcome.attribute}: {outcome.message}"
-            rejected.append(
-                Rejected(group.count, group.sample_ids, _owner(group), [shown(reason, MAX_REASON)])
-            )
+            yield Rejected(group.count, group.sample_ids, _owner(group), [shown(reason, MAX_REASON)])
         else:
             reasons = [shown(r, MAX_REASON) for r in outcome.reasons]
-            rejected.append(Rejected(group.count, group.sample_ids, _owner(group), reasons))
-    return served, rejected, warnings
+            yield Rejected(group.count, group.sample_ids, _owner(group), reasons)
 
 
 def _classify_one(
@@ -220,7 +233,7 @@ def _classify_one(
     choice = matcher.choose(group.ad, needs)
     if isinstance(choice, Unservable):
         return choice
-    return _Served(needs, choice, group)
+    return _Served(needs, choice, group.count, _owner(group))
 
 
 def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
@@ -236,39 +249,45 @@ def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], confi
     Supply (booting VMs, free room on joined ones) is consumed first, high-priority
     requirements before the others; the rest is packed onto new VMs of the type.
     """
-    served, rejected, warnings = classify(groups, config)
-    by_key: dict[tuple[Any, ...], list[_Served]] = {}
-    for s in served:
-        by_key.setdefault(_requirement_key(s), []).append(s)
+    rejected: list[Rejected] = []
+    warnings: list[str] = []
+    by_key: dict[tuple[Any, ...], _Need] = {}
+    idle = 0
+    for outcome in _judged(groups, config, warnings):
+        if isinstance(outcome, Rejected):
+            rejected.append(outcome)
+            idle += outcome.jobs
+            continue
+        key = _requirement_key(outcome)
+        need = by_key.get(key)
+        if need is None:
+            vm_type = config.vm_types[outcome.candidate.vm_type]
+            vm = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
+            need = by_key[key] = _Need(outcome, vm)
+        need.add(outcome)
+        idle += outcome.count
     bins = [
         _Bin(vm.cpus, vm.memory, vm.disk_kb, supply=vm)
         for vm in sorted(supply, key=lambda v: (not v.booting, v.csctl_id))
     ]
-    requirements = []
-    order = sorted(by_key.values(), key=lambda m: not any(s.needs.high_priority for s in m))
-    for members in order:
-        requirements.append(_requirement(members, bins, config))
-    idle = sum(s.group.count for s in served) + sum(r.jobs for r in rejected)
+    order = sorted(by_key.values(), key=lambda n: not n.high_priority)
+    requirements = [_requirement(need, bins) for need in order]
     return Demand(requirements, rejected, idle, warnings=warnings)
 
 
-def _requirement(members: list[_Served], bins: list[_Bin], config: Config) -> VMRequirement:
-    first = members[0]
+def _requirement(need: _Need, bins: list[_Bin]) -> VMRequirement:
+    first = need.first
     type_name, clouds = first.candidate.vm_type, first.candidate.clouds
-    vm_type = config.vm_types[type_name]
-    vm = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
     mine = [
         b for b in bins if b.supply is not None and b.supply.vm_type == type_name and b.supply.cloud in clouds
     ]
     used_before = {id(b) for b in mine if b.used}
-    shapes = [(_slot(s.needs, vm), s.group.count) for s in members]
-    on_existing, new_vms = _pack(shapes, vm, mine)
+    on_existing, new_vms = _pack(list(need.shapes.items()), need.vm, mine)
     touched = [b for b in mine if b.used and id(b) not in used_before]
-    keep_alives = [s.needs.keep_alive_minutes for s in members if s.needs.keep_alive_minutes]
     return VMRequirement(
         vm_type=type_name,
         clouds=list(clouds),
-        idle_jobs=sum(s.group.count for s in members),
+        idle_jobs=need.idle,
         jobs_on_existing=on_existing,
         vms_needed=new_vms,
         vms_booting=sum(1 for b in touched if b.supply and b.supply.booting),
@@ -276,9 +295,9 @@ def _requirement(members: list[_Served], bins: list[_Bin], config: Config) -> VM
         images={c: i for c in clouds if (i := first.needs.image_for(c))},
         instance_types={c: i for c in clouds if (i := first.needs.instance_type_for(c))},
         max_price=first.needs.max_price,
-        keep_alive_minutes=max(keep_alives) if keep_alives else None,
-        high_priority=any(s.needs.high_priority for s in members),
-        owners=sorted({_owner(s.group) for s in members}),
+        keep_alive_minutes=need.keep_alive or None,
+        high_priority=need.high_priority,
+        owners=sorted(need.owners),
     )
 
 

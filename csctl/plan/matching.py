@@ -20,6 +20,8 @@ from csctl.plan.jobs import JobNeeds
 from csctl.plan.text import shown
 
 KB_PER_GB = 1024 * 1024
+_UNREAD = object()
+_MAX_SPLIT_KEPT = 64  # parsed clauses of long blacklists kept for the next job
 # the only attributes in which machine ads of one VM type differ between clouds
 CLOUD_VARYING = frozenset({"name", A.CLOUD_NAME.lower(), A.CSCTL_CLOUD.lower()})
 
@@ -97,6 +99,7 @@ class Matcher:
         if reasons:
             return Unservable(tuple(reasons))
         allowed = [c for c, cc in config.clouds.items() if cc.enabled]
+        requirements: Any = _UNREAD  # read once, and only when a VM type gets that far
         if needs.target_clouds is not None:
             allowed = [c for c in allowed if c in needs.target_clouds]
         for type_name, vm_type in config.vm_types.items():
@@ -111,22 +114,25 @@ class Matcher:
                 where = ", ".join(allowed) or "no enabled cloud"
                 reasons.append(f"VM type {type_name} has no image on {where}")
                 continue
-            matched = self._matching_clouds(job_ad, type_name, clouds)
+            if requirements is _UNREAD:
+                requirements = _requirements(job_ad)
+            matched = self._matching_clouds(job_ad, requirements, type_name, clouds)
             if matched:
                 return Candidate(type_name, matched)
             reasons.append(self._requirements_reason(job_ad, type_name, clouds[0]))
         return Unservable(tuple(reasons) or ("no VM type is configured",))
 
-    def _matching_clouds(self, job_ad: Any, type_name: str, clouds: list[str]) -> tuple[str, ...]:
+    def _matching_clouds(
+        self, job_ad: Any, requirements: Any, type_name: str, clouds: list[str]
+    ) -> tuple[str, ...]:
         """The clouds on which the job's Requirements is true against the VM's ad.
 
         Machine ads of one type differ between clouds only in a few names
         (``CLOUD_VARYING``): a Requirements that refers to none of them is evaluated
         once for the type, not once per cloud.
         """
-        if "Requirements" not in job_ad:
+        if requirements is None:
             return tuple(clouds)
-        requirements = job_ad.lookup("Requirements")
         try:
             refs = job_ad.externalRefs(requirements)
         except ValueError:  # a circle of references: UNDEFINED, as for the negotiator
@@ -168,14 +174,19 @@ class Matcher:
         if not isinstance(requirements, classad2.ExprTree):
             return None
         text = str(requirements)
-        if text not in self._clauses:
+        clauses = self._clauses.get(text)
+        if clauses is None:
             split = guard.conjuncts(text)
-            self._clauses[text] = [] if split is None else [classad2.ExprTree(c) for c in split]
-        return self._clauses[text] or None
+            if split is None:
+                return None  # the usual case, and not remembered: 100,000 jobs may differ here
+            if len(self._clauses) >= _MAX_SPLIT_KEPT:
+                self._clauses.clear()
+            clauses = self._clauses[text] = [classad2.ExprTree(c) for c in split]
+        return clauses
 
     def _requirements_reason(self, job_ad: Any, type_name: str, cloud: str) -> str:
         reason = f"Requirements is false on VM type {type_name}"
-        requirements = job_ad.lookup("Requirements") if "Requirements" in job_ad else None
+        requirements = _requirements(job_ad)
         if requirements is None:
             return reason
         machine = self._ads[(type_name, cloud)]
@@ -193,6 +204,16 @@ class Matcher:
             # condor_submit's should_transfer_files = NO jobs: the VMs must share the domain
             reason += "; set pool.filesystem_domain in the configuration to the pool's FILESYSTEM_DOMAIN"
         return reason
+
+
+def _requirements(job_ad: Any) -> Any:
+    """The job's Requirements expression, or None. One look-up, no ``in`` test: each
+    expression the bindings hand over stays allocated (measured: ~140 bytes), so a job is
+    asked for it once, not once per VM type."""
+    try:
+        return job_ad.lookup("Requirements")
+    except KeyError:
+        return None
 
 
 def _true(result: Any) -> bool:
@@ -257,7 +278,7 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
         try:
             value = job_ad.get(name)  # a literal costs a look-up, not an evaluation
             if isinstance(value, classad2.ExprTree):
-                value = job_ad.eval(name)
+                value = value.eval(scope=job_ad)  # not job_ad.eval(name): a second look-up
         except Exception as exc:  # noqa: BLE001 - the library raises bare exception types
             return JobProblem(name, f"cannot be evaluated ({guard.one_line(exc)})")
         if value is classad2.Value.Error:

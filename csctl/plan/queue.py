@@ -8,9 +8,10 @@ their JSON values before any ad is built: 100,000 jobs of a few shapes cost a fe
 from __future__ import annotations
 
 import functools
+import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from csctl.model import JobGroup, JobProblem
@@ -21,7 +22,9 @@ SAMPLE_IDS = 5
 _ID_LINE = re.compile(r"^(?:ClusterId|ProcId|JobStatus) = .*\n", re.MULTILINE)
 IDLE = 1
 _EXPR = ("/Expr(", ")/")
-_WANTED = frozenset(PROJECTION) - {*ID_ATTRS}
+_WANTED = {name: name for name in PROJECTION if name not in ID_ATTRS}
+_SHARED_CHARS = 64  # shorter strings (owners, ``/Expr(DiskUsage)/``) repeat: one copy each
+NOT_AN_ARRAY = "expected a JSON array of job ads (condor_q -json output)"
 
 
 def job_id(ad: Any) -> str:
@@ -48,11 +51,23 @@ def group_ads(ads: Iterable[Any], schedd: str = "") -> list[JobGroup]:
     return list(groups.values())
 
 
-@dataclass
 class _Members:
-    fields: dict[str, Any]
-    count: int = 0
-    sample_ids: list[str] = field(default_factory=list)
+    """One group of a JSON queue: its fields (as the grouping key), size and first ids."""
+
+    __slots__ = ("count", "key", "order", "sample_ids")
+
+    def __init__(self, key: tuple[Any, ...], order: tuple[str, ...] | None) -> None:
+        self.key = key  # name, value, name, value, ... (names sorted)
+        self.order = order  # the first job's attribute order, when it is not sorted
+        self.count = 0
+        self.sample_ids: list[str] = []
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The group's attributes, in the first job's order."""
+        key = self.key
+        fields = {key[i]: _unwrap(key[i + 1]) for i in range(0, len(key), 2)}
+        return fields if self.order is None else {name: fields[name] for name in self.order}
 
 
 def _json_id(raw: dict[str, Any]) -> str:
@@ -60,15 +75,68 @@ def _json_id(raw: dict[str, Any]) -> str:
     return ".".join(str(p) if isinstance(p, (str, int)) and not isinstance(p, bool) else "?" for p in parts)
 
 
-def _key(fields: dict[str, Any]) -> tuple[Any, ...] | None:
-    """Equal JSON values (and types: 1, 1.0 and true are three values), or None when a
-    value cannot be a key (an array or object: that job is rejected on its own)."""
-    key = tuple((name, type(value).__name__, value) for name, value in sorted(fields.items()))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+class _Tagged(tuple):  # type: ignore[type-arg]
+    """A JSON value whose Python equality is wider than JSON's (1 == 1.0 == true), with
+    its type beside it; nothing else in a key is a tuple."""
+
+    __slots__ = ()
+
+
+def _wrap(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value) if len(value) <= _SHARED_CHARS else value
+    return value if kind is int or value is None else _Tagged((kind.__name__, value))
+
+
+def _unwrap(value: Any) -> Any:
+    return value[1] if type(value) is _Tagged else value
+
+
+class JsonQueue:
+    """Idle jobs of ``condor_q -json`` data grouped as they are added, one job at a time.
+
+    Memory is per group (its projected values, count and a few ids), never per job, and
+    no ClassAd is built while reading: iterating builds each group's ad as it is reached,
+    readable groups first, so a caller that drops each ad once judged holds one at a time.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._groups: dict[Any, _Members] = {}
+
+    def add(self, raw: Any) -> None:
+        """Count one element of the array (anything but an idle job ad is skipped)."""
+        if type(raw) is not dict or raw.get("JobStatus", IDLE) != IDLE:
+            return
+        # the names of the projection, not the decoder's copies: one string per name, not per job
+        names = [_WANTED[name] for name in raw if name in _WANTED]
+        ordered = sorted(names)
+        key = tuple(item for name in ordered for item in (name, _wrap(raw[name])))
+        slot: Any = key
+        try:
+            group = self._groups.get(key)
+        except TypeError:  # an array or object: that job is rejected on its own
+            slot, group = len(self._groups), None
+        if group is None:
+            group = self._groups[slot] = _Members(key, None if names == ordered else tuple(names))
+        group.count += 1
+        if len(group.sample_ids) < SAMPLE_IDS:
+            group.sample_ids.append(_json_id(raw))
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __iter__(self) -> Iterator[JobGroup]:
+        problems = []
+        for members in list(self._groups.values()):
+            group = _group(members, self.source)
+            if group.problem is None:
+                yield group
+            else:
+                problems.append(members)  # built again below: no problem ad is held meanwhile
+        for members in problems:
+            yield _group(members, self.source)
 
 
 def groups_from_json(data: Any, source: str) -> list[JobGroup]:
@@ -78,19 +146,94 @@ def groups_from_json(data: Any, source: str) -> list[JobGroup]:
     Raises ValueError for data that is not a JSON array at all.
     """
     if not isinstance(data, list):
-        raise ValueError("expected a JSON array of job ads (condor_q -json output)")
-    members: dict[Any, _Members] = {}
-    for index, raw in enumerate(data):
-        if not isinstance(raw, dict) or raw.get("JobStatus", IDLE) != IDLE:
-            continue
-        fields = {name: value for name, value in raw.items() if name in _WANTED}
-        key = _key(fields)
-        group = members.setdefault(index if key is None else key, _Members(fields))
-        group.count += 1
-        if len(group.sample_ids) < SAMPLE_IDS:
-            group.sample_ids.append(_json_id(raw))
-    groups = [_group(m, source) for m in members.values()]
-    return [g for g in groups if g.problem is None] + [g for g in groups if g.problem is not None]
+        raise ValueError(NOT_AN_ARRAY)
+    queue = JsonQueue(source)
+    for raw in data:
+        queue.add(raw)
+    return list(queue)
+
+
+def read_json_queue(read: Callable[[int], str], source: str, chunk: int = 1 << 20) -> JsonQueue:
+    """Idle jobs of a ``condor_q -json`` text, grouped while it is decoded one job at a
+    time: ``read(n)`` returns up to n more characters ("" at the end), so the text is never
+    held whole. ValueError for text that is not JSON or not an array."""
+    text = read(chunk)
+    start = len(text) - len(text.lstrip())
+    if text[start : start + 1] != "[":
+        # not an array: decode it whole for json's own message (or ours)
+        groups_from_json(json.loads("".join([text, *iter(lambda: read(chunk), "")])), source)
+    queue = JsonQueue(source)
+    for raw in _ArrayReader(read, text, start + 1, chunk):
+        queue.add(raw)
+    return queue
+
+
+class _ArrayReader:
+    """The elements of a JSON array whose ``[`` ends just before ``text[pos]``, decoded
+    one at a time from a text read in chunks."""
+
+    def __init__(self, read: Callable[[int], str], text: str, pos: int, chunk: int) -> None:
+        self._read, self._text, self._pos, self._chunk = read, text, pos, chunk
+        self._offset = 0  # characters already dropped from the front of _text
+        self._ended = False
+
+    def _more(self, want: int) -> None:
+        """Drop what is decoded and append up to ``want`` more characters."""
+        more = self._read(want) if want else ""
+        self._ended = self._ended or (want > 0 and not more)
+        self._text, self._offset = self._text[self._pos :] + more, self._offset + self._pos
+        self._pos = 0
+
+    def _next_char(self) -> str:
+        """The next character that is not white space ("" at the end), not consumed."""
+        while True:
+            text, pos = self._text, self._pos
+            while pos < len(text) and text[pos] in " \t\n\r":
+                pos += 1
+            self._pos = pos
+            if pos < len(text) or self._ended:
+                return text[pos : pos + 1]
+            self._more(self._chunk)
+
+    def _error(self, message: str, pos: int) -> ValueError:
+        return ValueError(f"{message} (char {self._offset + pos})")
+
+    def __iter__(self) -> Iterator[Any]:
+        decode = json.JSONDecoder().raw_decode
+        first = True
+        while True:
+            char = self._next_char()
+            if first and not char:
+                raise self._error("Expecting value", self._pos)
+            if char == "]" if first else char != ",":
+                break
+            self._pos += 0 if first else 1
+            self._next_char()
+            yield self._element(decode)
+            first = False
+            if self._pos > self._chunk:
+                self._more(0)
+        if char != "]":
+            raise self._error("Expecting ',' delimiter", self._pos)
+        self._pos += 1
+        if self._next_char():
+            raise self._error("Extra data", self._pos)
+
+    def _element(self, decode: Callable[[str, int], tuple[Any, int]]) -> Any:
+        want = self._chunk
+        while True:
+            try:
+                value, end = decode(self._text, self._pos)
+            except json.JSONDecodeError as exc:
+                if self._ended:
+                    raise self._error(exc.msg, exc.pos) from None
+                want *= 2  # it runs past what was read; doubling keeps a huge one linear
+                self._more(want)
+                continue
+            if end < len(self._text) or self._ended:
+                self._pos = end
+                return value
+            self._more(want)  # a number may go on in the next chunk: decode it again
 
 
 def _group(members: _Members, source: str) -> JobGroup:
