@@ -110,8 +110,8 @@ def _render(app: Application, result: Report) -> None:
         console.warn(f"{count} job(s) of the trace skipped: {why}")
     from csctl.engine.simulate.report import table
 
-    columns, rows = table(result)
-    console.table(None, columns, rows)
+    title, columns, rows = table(result)
+    console.table(title, columns, rows)
     first = result.variants[0]
     for item in first.unservable_reasons[:MAX_REASONS]:
         console.result(f"{item.jobs} unservable job(s): {'; '.join(item.reasons)}")

@@ -22,7 +22,7 @@ def test_table_of_the_replay(csctl, files):
     run = csctl("simulate", "--trace", str(trace), "--seed", "1", config=cfg)
     assert run.exit_code == 0, run.stderr
     rows = {line.split("│")[0].strip(): line for line in run.stdout.splitlines() if "│" in line}
-    for figure in ("jobs", "served", "wait p95", "utilisation", "VM-hours", "boots never used", "peak VMs A"):
+    for figure in ("jobs", "served", "wait p95", "utilisation", "VM-hours", "unused boots", "peak VMs A"):
         assert figure in rows, run.stdout
     assert rows["jobs"].split("│")[1].strip() == "200"
 

@@ -14,7 +14,7 @@ from csctl.config import Config
 from csctl.engine.simulate.report import Report, outcome, report
 from csctl.engine.simulate.runner import Settings, replay
 from csctl.engine.simulate.traces import Trace, read_trace
-from csctl.engine.simulate.variants import variants
+from csctl.engine.simulate.variants import swept, variants
 
 
 def simulate(
@@ -31,4 +31,4 @@ def simulate(
     if isinstance(trace, Path):
         trace = read_trace(trace, fmt)
     outcomes = [outcome(label, chosen, replay(cfg, trace, settings)) for label, chosen, cfg in configs]
-    return report(trace, settings, outcomes)
+    return report(trace, settings, outcomes, swept(sets))

@@ -14,6 +14,7 @@ from typing import Any
 
 from csctl.engine.simulate.runner import Run, Settings
 from csctl.engine.simulate.traces import Trace
+from csctl.engine.simulate.variants import shown_value
 from csctl.plan.text import shown
 
 SCHEMA = "csctl.simulate/1"
@@ -64,6 +65,7 @@ class Report:
     boot_time: dict[str, float]
     failure_rate: float
     variants: list[Outcome]
+    swept: list[str] = field(default_factory=list)  # the keys whose values set variants apart
     schema: str = SCHEMA
 
     def as_json(self) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def outcome(label: str, settings: dict[str, Any], run: Run) -> Outcome:
     )
 
 
-def report(trace: Trace, settings: Settings, outcomes: list[Outcome]) -> Report:
+def report(trace: Trace, settings: Settings, outcomes: list[Outcome], swept: list[str]) -> Report:
     """The whole report of a trace's replays."""
     mean, sd = settings.boot_time
     return Report(
@@ -128,6 +130,7 @@ def report(trace: Trace, settings: Settings, outcomes: list[Outcome]) -> Report:
         boot_time={"mean": mean, "sd": sd},
         failure_rate=settings.failure_rate,
         variants=outcomes,
+        swept=swept,
     )
 
 
@@ -135,9 +138,17 @@ def _minutes(seconds: int | None) -> str:
     return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
-def table(result: Report) -> tuple[list[str], list[list[str]]]:
-    """Columns (one per variant) and rows (one per figure) of the report's table."""
-    columns = [""] + [shown(o.label, 60) for o in result.variants]
+def _heading(result: Report, o: Outcome) -> str:
+    if not result.swept:
+        return shown(o.label, 60)
+    return shown(" / ".join(shown_value(o.settings[k]) for k in result.swept), 60)
+
+
+def table(result: Report) -> tuple[str | None, list[str], list[list[str]]]:
+    """The title (the swept keys), columns (one per variant) and rows (one per figure) of
+    the report's table."""
+    title = " / ".join(shown(k, 80) for k in result.swept) or None
+    columns = [""] + [_heading(result, o) for o in result.variants]
     figures: list[tuple[str, Any]] = [
         ("jobs", lambda o: f"{o.jobs}"),
         ("served", lambda o: f"{o.served}"),
@@ -147,11 +158,11 @@ def table(result: Report) -> tuple[list[str], list[list[str]]]:
         ("wait max", lambda o: _minutes(o.wait_seconds["max"])),
         ("utilisation", lambda o: "-" if o.utilisation is None else f"{o.utilisation:.1%}"),
         ("VM-hours", lambda o: f"{o.vm_hours:,.1f}"),
-        ("core-hours busy", lambda o: f"{o.busy_core_hours:,.1f}"),
-        ("core-hours paid", lambda o: f"{o.provisioned_core_hours:,.1f}"),
+        ("busy core-hours", lambda o: f"{o.busy_core_hours:,.1f}"),
+        ("paid core-hours", lambda o: f"{o.provisioned_core_hours:,.1f}"),
         ("boots", lambda o: f"{o.boots}"),
-        ("boots never used", lambda o: f"{o.boots_unused}"),
-        ("boot calls refused", lambda o: f"{o.boot_failures}"),
+        ("unused boots", lambda o: f"{o.boots_unused}"),
+        ("refused boots", lambda o: f"{o.boot_failures}"),
     ]
     clouds = sorted({c for o in result.variants for c in o.peak_vms})
     figures += [(f"peak VMs {c}", lambda o, c=c: f"{o.peak_vms.get(c, 0)}") for c in clouds]
@@ -160,4 +171,4 @@ def table(result: Report) -> tuple[list[str], list[list[str]]]:
         (f"core-hours {shown(w, 40)}", lambda o, w=w: f"{o.core_hours_by_owner.get(w, 0):,.1f}")
         for w in owners
     ]
-    return columns, [[name] + [show(o) for o in result.variants] for name, show in figures]
+    return title, columns, [[name] + [show(o) for o in result.variants] for name, show in figures]

@@ -69,6 +69,16 @@ def _assign(data: dict[str, Any], key: str, value: Any) -> None:
     node[last] = value
 
 
+def shown_value(value: Any) -> str:
+    """A value as ``--set`` takes it (strings without their quotes)."""
+    return value if isinstance(value, str) else _toml_value(value)
+
+
+def swept(items: Sequence[str]) -> list[str]:
+    """The keys ``--set`` gives more than one value: what sets the variants apart."""
+    return [key for key, values in parse_sets(items) if len(values) > 1]
+
+
 def variants(config: Config, items: Sequence[str]) -> list[tuple[str, dict[str, Any], Config]]:
     """Every combination of the ``--set`` values: (label, the keys set, the configuration).
     ConfigError for a combination the configuration refuses."""
@@ -87,6 +97,6 @@ def variants(config: Config, items: Sequence[str]) -> list[tuple[str, dict[str, 
             _assign(data, key, value)
             chosen[key] = value
         named = [k for k, values in sets if len(values) > 1] or list(chosen)
-        label = ", ".join(f"{k}={_toml_value(chosen[k]).strip(chr(34))}" for k in named)
+        label = ", ".join(f"{k}={shown_value(chosen[k])}" for k in named)
         out.append((label, chosen, parse_config(to_toml(data), source=SOURCE)))
     return out
