@@ -120,3 +120,22 @@ def test_trace_file_is_read(tmp_path: Path):
 
     report = simulate(config(), bursty_trace(tmp_path / "t.swf", jobs=50), SETTINGS)
     assert report.trace["jobs"] == 50 and report.trace["format"] == "swf"
+
+
+def test_history_vm_attributes_steer_the_planners(tmp_path: Path):
+    ads = [
+        {
+            "QDate": 1000 + 60 * i,
+            "RemoteWallClockTime": 600,
+            "RequestCpus": 2,
+            "Owner": "alice",
+            "TargetClouds": "B",
+        }
+        for i in range(20)
+    ]
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps(ads))
+    [result] = simulate(config(), path, SETTINGS).variants
+    assert result.served == 20
+    assert set(result.peak_vms) == {"B"}  # A has the higher priority, but the jobs name B
+    assert result.core_hours_by_owner == {"alice": pytest.approx(20 * 2 * 600 / 3600, abs=0.01)}
