@@ -130,8 +130,13 @@ def _pack(
         left = count
         for bins in (existing, opened[-OPEN_WINDOW:]):
             for bin_ in bins:
-                n = min(left, bin_.fits(cpus, memory, disk_kb))
-                if n:
+                # _Bin.fits, written out: this loop runs up to OPEN_WINDOW times per shape
+                n = min(left, bin_.cpus // cpus)
+                if memory:
+                    n = min(n, bin_.memory // memory)
+                if disk_kb:
+                    n = min(n, bin_.disk_kb // disk_kb)
+                if n > 0:
                     bin_.take(n, cpus, memory, disk_kb)
                     left -= n
                     on_existing += n if bin_.supply is not None else 0
@@ -183,11 +188,25 @@ class _Need:
         self.owners.add(s.owner)
 
 
-def _requirement_key(s: _Served) -> tuple[Any, ...]:
-    clouds = s.candidate.clouds
-    images = tuple((c, s.needs.image_for(c) or "") for c in clouds)
-    flavors = tuple((c, s.needs.instance_type_for(c) or "") for c in clouds)
-    return (s.candidate.vm_type, clouds, images, flavors, s.needs.max_price, s.needs.high_priority)
+def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The requirement a served group joins: VM type, clouds and what the jobs ask of
+    the VM on each. ``known`` remembers it per distinct wish (most groups share one)."""
+    needs = s.needs
+    wish = (s.candidate, needs.images, needs.instance_types, needs.max_price, needs.high_priority)
+    key = known.get(wish)
+    if key is None:
+        clouds = s.candidate.clouds
+        images = tuple((c, needs.image_for(c) or "") for c in clouds)
+        flavors = tuple((c, needs.instance_type_for(c) or "") for c in clouds)
+        key = known[wish] = (
+            s.candidate.vm_type,
+            clouds,
+            images,
+            flavors,
+            needs.max_price,
+            needs.high_priority,
+        )
+    return key
 
 
 def _owner(group: JobGroup) -> str:
@@ -252,13 +271,14 @@ def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], confi
     rejected: list[Rejected] = []
     warnings: list[str] = []
     by_key: dict[tuple[Any, ...], _Need] = {}
+    known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     idle = 0
     for outcome in _judged(groups, config, warnings):
         if isinstance(outcome, Rejected):
             rejected.append(outcome)
             idle += outcome.jobs
             continue
-        key = _requirement_key(outcome)
+        key = _requirement_key(outcome, known)
         need = by_key.get(key)
         if need is None:
             vm_type = config.vm_types[outcome.candidate.vm_type]

@@ -110,6 +110,8 @@ def _number(attribute: str, value: Any, unit: str, minimum: float = 0) -> float 
     """A number from a literal int/float or a numeric string; None when absent."""
     if value is None:
         return None
+    if type(value) is int and value >= minimum:
+        return float(value)  # the usual case, first
     if isinstance(value, bool):
         raise _Bad(attribute, f"expected a number{unit}, got {value}")
     number = value

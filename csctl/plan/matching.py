@@ -160,19 +160,21 @@ class Matcher:
             scope = classad2.ClassAd()
             scope.update(machine)
             scope.update(job_ad)
-        clauses = self._flat_clauses(requirements)
+        clauses = self._flat_clauses(job_ad, requirements)
         if clauses is None:
             return _true(requirements.eval(scope=scope, target=machine))
         # too deep for the evaluator in one piece: a && b && ... is true when every clause is
         return all(_true(clause.eval(scope=scope, target=machine)) for clause in clauses)
 
-    def _flat_clauses(self, requirements: Any) -> list[Any] | None:
+    def _flat_clauses(self, job_ad: Any, requirements: Any) -> list[Any] | None:
         """The parsed clauses of a Requirements too deep to evaluate whole (a long
         blacklist), parsed once per distinct text; None for an ordinary one."""
         import classad2
 
         if not isinstance(requirements, classad2.ExprTree):
             return None
+        if isinstance(job_ad, guard.checked_ad_type()) and "Requirements" not in job_ad.deep:
+            return None  # its text was measured as it was read: no need to print it again
         text = str(requirements)
         clauses = self._clauses.get(text)
         if clauses is None:
@@ -276,7 +278,7 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
         if name not in present:
             continue
         try:
-            value = job_ad.get(name)  # a literal costs a look-up, not an evaluation
+            value = job_ad[name]  # a literal costs a look-up, not an evaluation
             if isinstance(value, classad2.ExprTree):
                 value = value.eval(scope=job_ad)  # not job_ad.eval(name): a second look-up
         except Exception as exc:  # noqa: BLE001 - the library raises bare exception types

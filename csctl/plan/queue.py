@@ -71,8 +71,11 @@ class _Members:
 
 
 def _json_id(raw: dict[str, Any]) -> str:
-    parts = (raw.get(name, "?") for name in ID_ATTRS)
-    return ".".join(str(p) if isinstance(p, (str, int)) and not isinstance(p, bool) else "?" for p in parts)
+    return f"{_id_part(raw.get(ID_ATTRS[0]))}.{_id_part(raw.get(ID_ATTRS[1]))}"
+
+
+def _id_part(value: Any) -> Any:
+    return value if type(value) is int or type(value) is str else "?"
 
 
 class _Tagged(tuple):  # type: ignore[type-arg]
@@ -80,13 +83,6 @@ class _Tagged(tuple):  # type: ignore[type-arg]
     its type beside it; nothing else in a key is a tuple."""
 
     __slots__ = ()
-
-
-def _wrap(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
-        return sys.intern(value) if len(value) <= _SHARED_CHARS else value
-    return value if kind is int or value is None else _Tagged((kind.__name__, value))
 
 
 def _unwrap(value: Any) -> Any:
@@ -112,7 +108,15 @@ class JsonQueue:
         # the names of the projection, not the decoder's copies: one string per name, not per job
         names = [_WANTED[name] for name in raw if name in _WANTED]
         ordered = sorted(names)
-        key = tuple(item for name in ordered for item in (name, _wrap(raw[name])))
+        items: list[Any] = []
+        for name in ordered:
+            value = raw[name]
+            kind = type(value)
+            if kind is str:
+                items += (name, sys.intern(value) if len(value) <= _SHARED_CHARS else value)
+            else:
+                items += (name, value if kind is int or value is None else _Tagged((kind.__name__, value)))
+        key = tuple(items)
         slot: Any = key
         try:
             group = self._groups.get(key)
@@ -255,17 +259,26 @@ def _ad_from_json(fields: dict[str, Any]) -> Any:
     expression joins that text only when it cannot reach into its neighbours.
     """
     parts = []
+    deep = []
     for name, value in fields.items():
-        expression = _expression(value)
-        problem = _expression_problem(name, expression) if expression is not None else None
-        problem = problem or (None if expression is not None else guard.json_value_problem(value))
+        if type(value) is str and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
+            text = value[len(_EXPR[0]) : -len(_EXPR[1])]
+            problem = _expression_problem(name, text)
+            if not guard.shallow(text):
+                deep.append(name)
+        else:
+            problem = guard.json_value_problem(value)
+            text = "" if problem else _literal(value)
         if problem:
             return JobProblem(name, problem)
-        parts.append(f"{name} = {expression if expression is not None else _literal(value)}")
+        parts.append(f"{name} = {text}")
     try:
-        return guard.checked_ad_type()("[" + ";\n".join(parts) + "]")
+        ad = guard.checked_ad_type()("[" + ";\n".join(parts) + "]")
     except Exception:  # noqa: BLE001 - the parser raises a bare exception type
         return _unparsable(fields)
+    if deep:
+        ad.deep = frozenset(deep)
+    return ad
 
 
 @functools.lru_cache(maxsize=4096)
@@ -300,10 +313,11 @@ def _expression(value: Any) -> str | None:
 
 def _literal(value: Any) -> str:
     """A JSON literal (already checked) in ClassAd syntax."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return repr(value)
+    if kind is bool:
+        return "true" if value else "false"
     import classad2
 
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
     return str(classad2.quote(value))
