@@ -188,6 +188,15 @@ def checked_ad_type() -> type:
     return CheckedAd
 
 
+def long_expressions(ad: Any) -> frozenset[str] | None:
+    """For an ad built from checked values, the names of its expressions long enough to
+    be over the depth budget; None for any other ad (its text is not known)."""
+    if not isinstance(ad, checked_ad_type()):
+        return None
+    deep: frozenset[str] = ad.deep  # type: ignore[attr-defined]
+    return deep
+
+
 def ad_problem(ad: Any) -> JobProblem | None:
     """The first attribute of a ClassAd (from a schedd, or built by csctl) that is over
     budget or holds characters the library mishandles, or None.

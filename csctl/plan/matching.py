@@ -173,7 +173,8 @@ class Matcher:
 
         if not isinstance(requirements, classad2.ExprTree):
             return None
-        if isinstance(job_ad, guard.checked_ad_type()) and "Requirements" not in job_ad.deep:
+        long = guard.long_expressions(job_ad)
+        if long is not None and "Requirements" not in long:
             return None  # its text was measured as it was read: no need to print it again
         text = str(requirements)
         clauses = self._clauses.get(text)
