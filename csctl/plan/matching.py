@@ -273,6 +273,7 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
     """
     import classad2
 
+    expression, error, undefined = classad2.ExprTree, classad2.Value.Error, classad2.Value.Undefined
     values: dict[str, Any] = {}
     present = set(job_ad.keys())
     for name in names:
@@ -280,15 +281,17 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
             continue
         try:
             value = job_ad[name]  # a literal costs a look-up, not an evaluation
-            if isinstance(value, classad2.ExprTree):
+            if isinstance(value, expression):
                 value = value.eval(scope=job_ad)  # not job_ad.eval(name): a second look-up
         except Exception as exc:  # noqa: BLE001 - the library raises bare exception types
             return JobProblem(name, f"cannot be evaluated ({guard.one_line(exc)})")
-        if value is classad2.Value.Error:
+        if value is error:
             return JobProblem(name, "evaluates to ERROR")
-        if value is classad2.Value.Undefined and _circular(job_ad, name):
-            return JobProblem(name, "refers to itself through other attributes (a circle)")
-        values[name] = None if value is classad2.Value.Undefined else value
+        if value is undefined:
+            if _circular(job_ad, name):
+                return JobProblem(name, "refers to itself through other attributes (a circle)")
+            value = None
+        values[name] = value
     return values
 
 

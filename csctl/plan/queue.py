@@ -24,6 +24,7 @@ IDLE = 1
 _EXPR = ("/Expr(", ")/")
 _WANTED = {name: name for name in PROJECTION if name not in ID_ATTRS}
 _SHARED_CHARS = 64  # shorter strings (owners, ``/Expr(DiskUsage)/``) repeat: one copy each
+_JSON_SPACE = " \t\n\r"
 NOT_AN_ARRAY = "expected a JSON array of job ads (condor_q -json output)"
 
 
@@ -162,10 +163,16 @@ def read_json_queue(read: Callable[[int], str], source: str, chunk: int = 1 << 2
     time: ``read(n)`` returns up to n more characters ("" at the end), so the text is never
     held whole. ValueError for text that is not JSON or not an array."""
     text = read(chunk)
-    start = len(text) - len(text.lstrip())
+    while text and not text.strip(_JSON_SPACE):
+        more = read(chunk)
+        text += more
+        if not more:
+            break
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
     if text[start : start + 1] != "[":
-        # not an array: decode it whole for json's own message (or ours)
-        groups_from_json(json.loads("".join([text, *iter(lambda: read(chunk), "")])), source)
+        # not an array: decode it whole for json's own message, or say what it is not
+        json.loads("".join([text, *iter(lambda: read(chunk), "")]))
+        raise ValueError(NOT_AN_ARRAY)
     queue = JsonQueue(source)
     for raw in _ArrayReader(read, text, start + 1, chunk):
         queue.add(raw)
@@ -192,7 +199,7 @@ class _ArrayReader:
         """The next character that is not white space ("" at the end), not consumed."""
         while True:
             text, pos = self._text, self._pos
-            while pos < len(text) and text[pos] in " \t\n\r":
+            while pos < len(text) and text[pos] in _JSON_SPACE:
                 pos += 1
             self._pos = pos
             if pos < len(text) or self._ended:
