@@ -45,9 +45,13 @@ _TOKEN = re.compile(
 )
 _TERMINATED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""", re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_BAD_CHAR = re.compile("[\ud800-\udfff\x00]")
+_REACHING = re.compile("[\"';,\\[\\]{}]")  # what lets an expression's text reach past it
 
 
 def _char_problem(text: str) -> str | None:
+    if not _BAD_CHAR.search(text):
+        return None  # the usual case: one scan for both
     if _SURROGATE.search(text):
         return "contains a lone UTF-16 surrogate"
     if "\x00" in text:
@@ -153,7 +157,7 @@ def self_contained(text: str) -> bool:
         bare = _TERMINATED.sub("", text)
     else:  # the usual case, split without the regular expression: quotes pair up in order
         bare = "".join(text.split('"')[::2])
-    if not any(c in bare for c in "\"';,[]{}"):
+    if not _REACHING.search(bare):
         # only parentheses can nest, and a stray one is a parse error, never a reach
         return bare.count("(") == bare.count(")")
     nesting = 0

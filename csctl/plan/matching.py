@@ -21,6 +21,7 @@ from csctl.plan.text import shown
 
 KB_PER_GB = 1024 * 1024
 _UNREAD = object()
+_CIRCLE = object()
 _MAX_SPLIT_KEPT = 64  # parsed clauses of long blacklists kept for the next job
 # the only attributes in which machine ads of one VM type differ between clouds
 CLOUD_VARYING = frozenset({"name", A.CLOUD_NAME.lower(), A.CSCTL_CLOUD.lower()})
@@ -86,6 +87,8 @@ class Matcher:
 
         self._config = config
         self._clauses: dict[str, list[Any]] = {}  # Requirements text -> its parsed clauses
+        self._ref_kinds: dict[tuple[str, ...], tuple[bool, bool]] = {}
+        self._candidates: dict[tuple[str, tuple[str, ...]], Candidate] = {}
         self._ads = {
             (t, c): classad2.ClassAd(machine_ad_attributes(config, t, c))
             for t in config.vm_types
@@ -109,21 +112,48 @@ class Matcher:
             if misfit:
                 reasons.append(misfit)
                 continue
-            clouds = [c for c in allowed if needs.image_for(c) or c in vm_type.images]
+            if needs.images:
+                clouds = [c for c in allowed if needs.image_for(c) or c in vm_type.images]
+            else:
+                clouds = [c for c in allowed if c in vm_type.images]
             if not clouds:
                 where = ", ".join(allowed) or "no enabled cloud"
                 reasons.append(f"VM type {type_name} has no image on {where}")
                 continue
             if requirements is _UNREAD:
-                requirements = _requirements(job_ad)
+                requirements = self._read_requirements(job_ad)
             matched = self._matching_clouds(job_ad, requirements, type_name, clouds)
             if matched:
-                return Candidate(type_name, matched)
+                candidate = self._candidates.get((type_name, matched))
+                if candidate is None:  # one object per distinct choice, not per job
+                    candidate = self._candidates[(type_name, matched)] = Candidate(type_name, matched)
+                return candidate
             reasons.append(self._requirements_reason(job_ad, type_name, clouds[0]))
         return Unservable(tuple(reasons) or ("no VM type is configured",))
 
+    def _read_requirements(self, job_ad: Any) -> tuple[Any, bool, bool] | None:
+        """The job's Requirements (None when it has none), whether it refers to a name
+        in which clouds differ (``CLOUD_VARYING``), and whether to names neither scoped
+        to the machine nor defined by the job. Read once per job, whatever the VM types;
+        the last two are remembered per distinct list of references."""
+        requirements = _requirements(job_ad)
+        if requirements is None:
+            return None
+        try:
+            refs = tuple(job_ad.externalRefs(requirements))
+        except ValueError:  # a circle of references: UNDEFINED, as for the negotiator
+            return _CIRCLE, False, False
+        kind = self._ref_kinds.get(refs)
+        if kind is None:
+            if len(self._ref_kinds) >= _MAX_SPLIT_KEPT:
+                self._ref_kinds.clear()
+            names = {r.rpartition(".")[2].lower() for r in refs}
+            unscoped = any(not r.lower().startswith("target.") for r in refs)
+            kind = self._ref_kinds[refs] = (bool(names & CLOUD_VARYING), unscoped)
+        return requirements, *kind
+
     def _matching_clouds(
-        self, job_ad: Any, requirements: Any, type_name: str, clouds: list[str]
+        self, job_ad: Any, read: tuple[Any, bool, bool] | None, type_name: str, clouds: list[str]
     ) -> tuple[str, ...]:
         """The clouds on which the job's Requirements is true against the VM's ad.
 
@@ -131,15 +161,12 @@ class Matcher:
         (``CLOUD_VARYING``): a Requirements that refers to none of them is evaluated
         once for the type, not once per cloud.
         """
-        if requirements is None:
+        if read is None:
             return tuple(clouds)
-        try:
-            refs = job_ad.externalRefs(requirements)
-        except ValueError:  # a circle of references: UNDEFINED, as for the negotiator
+        requirements, varying, unscoped = read
+        if requirements is _CIRCLE:
             return ()
-        names = {r.rpartition(".")[2].lower() for r in refs}
-        unscoped = any(not r.lower().startswith("target.") for r in refs)
-        if names & CLOUD_VARYING:
+        if varying:
             return tuple(c for c in clouds if self._matches(job_ad, requirements, type_name, c, unscoped))
         return tuple(clouds) if self._matches(job_ad, requirements, type_name, clouds[0], unscoped) else ()
 

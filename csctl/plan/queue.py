@@ -66,9 +66,16 @@ class _Members:
     @property
     def fields(self) -> dict[str, Any]:
         """The group's attributes, in the first job's order."""
+        return dict(self.items())
+
+    def items(self) -> list[tuple[str, Any]]:
+        """The group's (name, value) pairs, in the first job's order."""
         key = self.key
-        fields = {key[i]: _unwrap(key[i + 1]) for i in range(0, len(key), 2)}
-        return fields if self.order is None else {name: fields[name] for name in self.order}
+        pairs = [(key[i], _unwrap(key[i + 1])) for i in range(0, len(key), 2)]
+        if self.order is not None:
+            position = {name: i for i, name in enumerate(self.order)}
+            pairs.sort(key=lambda pair: position[pair[0]])
+        return pairs
 
 
 def _json_id(raw: dict[str, Any]) -> str:
@@ -248,7 +255,7 @@ class _ArrayReader:
 
 
 def _group(members: _Members, source: str) -> JobGroup:
-    ad = _ad_from_json(members.fields)
+    ad = _ad_from_json(members.items())
     if isinstance(ad, JobProblem):
         owner = members.fields.get("Owner")
         kept = {"Owner": owner} if isinstance(owner, str) and not guard.string_problem(owner) else {}
@@ -258,7 +265,7 @@ def _group(members: _Members, source: str) -> JobGroup:
     return JobGroup(ad, members.count, members.sample_ids, source)
 
 
-def _ad_from_json(fields: dict[str, Any]) -> Any:
+def _ad_from_json(fields: list[tuple[str, Any]]) -> Any:
     """A ClassAd from one object of ``condor_q -json`` (expressions as ``/Expr(...)/``),
     or the problem with the first attribute that cannot be read.
 
@@ -267,7 +274,7 @@ def _ad_from_json(fields: dict[str, Any]) -> Any:
     """
     parts = []
     deep = []
-    for name, value in fields.items():
+    for name, value in fields:
         if type(value) is str and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
             text = value[len(_EXPR[0]) : -len(_EXPR[1])]
             problem = _expression_problem(name, text)
@@ -282,7 +289,7 @@ def _ad_from_json(fields: dict[str, Any]) -> Any:
     try:
         ad = guard.checked_ad_type()("[" + ";\n".join(parts) + "]")
     except Exception:  # noqa: BLE001 - the parser raises a bare exception type
-        return _unparsable(fields)
+        return _unparsable(dict(fields))
     if deep:
         ad.deep = frozenset(deep)
     return ad
