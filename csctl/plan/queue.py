@@ -25,6 +25,7 @@ _EXPR = ("/Expr(", ")/")
 _WANTED = {name: name for name in PROJECTION if name not in ID_ATTRS}
 _SHARED_CHARS = 64  # shorter strings (owners, ``/Expr(DiskUsage)/``) repeat: one copy each
 _JSON_SPACE = " \t\n\r"
+_MAX_ORDERS = 1_000
 NOT_AN_ARRAY = "expected a JSON array of job ads (condor_q -json output)"
 
 
@@ -57,9 +58,9 @@ class _Members:
 
     __slots__ = ("count", "key", "order", "sample_ids")
 
-    def __init__(self, key: tuple[Any, ...], order: tuple[str, ...] | None) -> None:
+    def __init__(self, key: tuple[Any, ...], order: dict[str, int] | None) -> None:
         self.key = key  # name, value, name, value, ... (names sorted)
-        self.order = order  # the first job's attribute order, when it is not sorted
+        self.order = order  # the first job's attribute positions, when not sorted (shared)
         self.count = 0
         self.sample_ids: list[str] = []
 
@@ -73,8 +74,7 @@ class _Members:
         key = self.key
         pairs = [(key[i], _unwrap(key[i + 1])) for i in range(0, len(key), 2)]
         if self.order is not None:
-            position = {name: i for i, name in enumerate(self.order)}
-            pairs.sort(key=lambda pair: position[pair[0]])
+            pairs.sort(key=lambda pair: self.order[pair[0]])  # type: ignore[index]
         return pairs
 
 
@@ -108,6 +108,7 @@ class JsonQueue:
     def __init__(self, source: str) -> None:
         self.source = source
         self._groups: dict[Any, _Members] = {}
+        self._orders: dict[tuple[str, ...], dict[str, int]] = {}
 
     def add(self, raw: Any) -> None:
         """Count one element of the array (anything but an idle job ad is skipped)."""
@@ -131,10 +132,21 @@ class JsonQueue:
         except TypeError:  # an array or object: that job is rejected on its own
             slot, group = len(self._groups), None
         if group is None:
-            group = self._groups[slot] = _Members(key, None if names == ordered else tuple(names))
+            group = self._groups[slot] = _Members(key, None if names == ordered else self._order(names))
         group.count += 1
         if len(group.sample_ids) < SAMPLE_IDS:
             group.sample_ids.append(_json_id(raw))
+
+    def _order(self, names: list[str]) -> dict[str, int] | None:
+        """Attribute positions of one order, one object shared by every group in it (a
+        file's jobs usually all list their attributes in the same order). Past
+        ``_MAX_ORDERS`` distinct orders, the sorted one stands in: memory stays bounded,
+        and only which of several bad attributes is named first can change."""
+        order = tuple(names)
+        positions = self._orders.get(order)
+        if positions is None and len(self._orders) < _MAX_ORDERS:
+            positions = self._orders[order] = {name: i for i, name in enumerate(names)}
+        return positions
 
     def __len__(self) -> int:
         return len(self._groups)
