@@ -6,6 +6,7 @@ a ``Demand`` out. Reading the queue is the pool adapter's job; see csctl/pool.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,7 +215,12 @@ def _owner(group: JobGroup) -> str:
         owner = group.ad.get("Owner") if group.ad is not None else None
     except Exception:  # noqa: BLE001 - an Owner the library cannot hand over is still a job
         owner = None
-    return shown(owner) if isinstance(owner, str) else "?"
+    return _shown_owner(owner) if isinstance(owner, str) else "?"
+
+
+@functools.lru_cache(maxsize=1024)
+def _shown_owner(owner: str) -> str:
+    return shown(owner)  # once per owner: a queue has far fewer owners than groups
 
 
 def _judged(groups: Iterable[JobGroup], config: Config, warnings: list[str]) -> Iterator[_Served | Rejected]:

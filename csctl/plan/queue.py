@@ -287,6 +287,9 @@ def _ad_from_json(fields: list[tuple[str, Any]]) -> Any:
     parts = []
     deep = []
     for name, value in fields:
+        if type(value) is int and guard.INT64_MIN <= value <= guard.INT64_MAX:
+            parts.append(f"{name} = {value}")  # the commonest value, checked in place
+            continue
         if type(value) is str and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
             text = value[len(_EXPR[0]) : -len(_EXPR[1])]
             problem = _expression_problem(name, text)
