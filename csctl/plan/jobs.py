@@ -195,7 +195,17 @@ def read_needs(attrs: Mapping[str, Any]) -> JobNeeds | JobProblem:
         return bad.problem
 
 
+_REQUESTS = frozenset({"RequestCpus", "RequestMemory", "RequestDisk"})
+
+
 def _read(a: Mapping[str, Any]) -> JobNeeds:
+    if a.keys() <= _REQUESTS:
+        # a modern job names no Cloud Scheduler attribute: only its slot to read
+        return JobNeeds(
+            cpus=_whole("RequestCpus", a.get("RequestCpus"), " of cores", 1) or 1,
+            memory=_whole("RequestMemory", a.get("RequestMemory"), " of MB", 0) or 0,
+            disk_kb=_whole("RequestDisk", a.get("RequestDisk"), " of KB", 0) or 0,
+        )
     cpus = _whole("RequestCpus", a.get("RequestCpus"), " of cores", 1)
     memory = _whole("RequestMemory", a.get("RequestMemory"), " of MB", 0)
     disk = _whole("RequestDisk", a.get("RequestDisk"), " of KB", 0)

@@ -302,7 +302,7 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
 
     expression, error, undefined = classad2.ExprTree, classad2.Value.Error, classad2.Value.Undefined
     values: dict[str, Any] = {}
-    present = set(job_ad.keys())
+    present = set(job_ad)  # not job_ad.keys(): its view adds a Python layer per name
     for name in names:
         if name not in present:
             continue
