@@ -89,6 +89,7 @@ class Matcher:
         self._clauses: dict[str, list[Any]] = {}  # Requirements text -> its parsed clauses
         self._ref_kinds: dict[tuple[str, ...], tuple[bool, bool]] = {}
         self._candidates: dict[tuple[str, tuple[str, ...]], Candidate] = {}
+        self._enabled = [c for c, cc in config.clouds.items() if cc.enabled]
         self._ads = {
             (t, c): classad2.ClassAd(machine_ad_attributes(config, t, c))
             for t in config.vm_types
@@ -101,7 +102,7 @@ class Matcher:
         reasons = _job_level_reasons(config, needs)
         if reasons:
             return Unservable(tuple(reasons))
-        allowed = [c for c, cc in config.clouds.items() if cc.enabled]
+        allowed = self._enabled
         requirements: Any = _UNREAD  # read once, and only when a VM type gets that far
         if needs.target_clouds is not None:
             allowed = [c for c in allowed if c in needs.target_clouds]
@@ -275,6 +276,15 @@ def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:
 
 
 def _resource_misfit(type_name: str, vm_type: VMTypeConfig, needs: JobNeeds) -> str | None:
+    if (
+        needs.cpus <= vm_type.cpus
+        and needs.vm_cpus <= vm_type.cpus
+        and needs.memory <= vm_type.memory
+        and needs.vm_memory <= vm_type.memory
+        and needs.disk_kb <= vm_type.disk * KB_PER_GB
+        and needs.vm_storage_gb <= vm_type.disk
+    ):
+        return None  # the usual case, without building the reasons' table
     checks: Iterable[tuple[str, int, int, str]] = (
         ("cores", max(needs.cpus, needs.vm_cpus), vm_type.cpus, ""),
         ("memory", max(needs.memory, needs.vm_memory), vm_type.memory, " MB"),
