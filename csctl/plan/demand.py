@@ -78,7 +78,10 @@ class Demand:
 
 
 @dataclass
-class _Bin:
+class Room:
+    """The room left on one VM (booting, joined, or planned) as demand packs jobs onto it;
+    the simulator packs its VMs with the same rules."""
+
     cpus: int
     memory: int
     disk_kb: int
@@ -101,7 +104,7 @@ class _Bin:
         self.used = True
 
 
-def _slot(needs: JobNeeds, vm: tuple[int, int, int]) -> tuple[int, int, int]:
+def job_slot(needs: JobNeeds, vm: tuple[int, int, int]) -> tuple[int, int, int]:
     """The room one job takes on a VM of size ``vm`` (cpus, MB, KB)."""
     if needs.whole_vm:
         return vm
@@ -111,7 +114,7 @@ def _slot(needs: JobNeeds, vm: tuple[int, int, int]) -> tuple[int, int, int]:
 def _pack(
     shapes: Sequence[tuple[tuple[int, int, int], int]],
     vm: tuple[int, int, int],
-    existing: list[_Bin],
+    existing: list[Room],
 ) -> tuple[int, int]:
     """First-fit-decreasing of ``(slot, count)`` shapes onto existing bins, then new VMs.
 
@@ -125,13 +128,13 @@ def _pack(
         merged[slot] = merged.get(slot, 0) + count
     on_existing = 0
     existing = [b for b in existing if b.cpus > 0]
-    opened: list[_Bin] = []
+    opened: list[Room] = []
     new_vms = 0
     for (cpus, memory, disk_kb), count in sorted(merged.items(), reverse=True):
         left = count
         for bins in (existing, opened[-OPEN_WINDOW:]):
             for bin_ in bins:
-                # _Bin.fits, written out: this loop runs up to OPEN_WINDOW times per shape
+                # Room.fits, written out: this loop runs up to OPEN_WINDOW times per shape
                 n = min(left, bin_.cpus // cpus)
                 if memory:
                     n = min(n, bin_.memory // memory)
@@ -147,11 +150,11 @@ def _pack(
                 break
         if left == 0:
             continue
-        per_vm = _Bin(*vm).fits(cpus, memory, disk_kb)
+        per_vm = Room(*vm).fits(cpus, memory, disk_kb)
         full, rest = divmod(left, per_vm)
         new_vms += full + (1 if rest else 0)
         if rest:
-            partial = _Bin(*vm)
+            partial = Room(*vm)
             partial.take(rest, cpus, memory, disk_kb)
             opened.append(partial)
     return on_existing, new_vms
@@ -181,7 +184,7 @@ class _Need:
     owners: set[str] = field(default_factory=set)
 
     def add(self, s: _Served) -> None:
-        slot = _slot(s.needs, self.vm)
+        slot = job_slot(s.needs, self.vm)
         self.shapes[slot] = self.shapes.get(slot, 0) + s.count
         self.idle += s.count
         self.keep_alive = max(self.keep_alive, s.needs.keep_alive_minutes or 0)
@@ -293,7 +296,7 @@ def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], confi
         need.add(outcome)
         idle += outcome.count
     bins = [
-        _Bin(vm.cpus, vm.memory, vm.disk_kb, supply=vm)
+        Room(vm.cpus, vm.memory, vm.disk_kb, supply=vm)
         for vm in sorted(supply, key=lambda v: (not v.booting, v.csctl_id))
     ]
     order = sorted(by_key.values(), key=lambda n: not n.high_priority)
@@ -301,7 +304,7 @@ def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], confi
     return Demand(requirements, rejected, idle, warnings=warnings)
 
 
-def _requirement(need: _Need, bins: list[_Bin]) -> VMRequirement:
+def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
     first = need.first
     type_name, clouds = first.candidate.vm_type, first.candidate.clouds
     mine = [

@@ -18,9 +18,7 @@ from datetime import UTC, datetime, timedelta
 from csctl.config import Config
 from csctl.engine.simulate.traces import Fields, TraceJob
 from csctl.model import Instance, JobGroup, JobProblem, StartdSlot, VMState
-from csctl.plan.demand import _Bin as Room  # demand's packing: what fits in a VM's room
-from csctl.plan.demand import _slot as slot_of
-from csctl.plan.demand import compute_demand
+from csctl.plan.demand import Room, compute_demand, job_slot  # demand's packing: what fits in a VM's room
 from csctl.plan.jobs import NEEDS_ATTRS, JobNeeds, read_needs
 from csctl.plan.matching import KB_PER_GB, evaluated_attributes
 from csctl.plan.placement import BootItem
@@ -169,7 +167,7 @@ class World:
             vm_type = self.config.vm_types[need.vm_type]
             size = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
             shape.vm_type, shape.clouds = need.vm_type, frozenset(need.clouds)
-            shape.slot = slot_of(_needs(group), size)
+            shape.slot = job_slot(_needs(group), size)
         self.shapes[fields] = shape
         self._by_index.append(shape)
         return shape
