@@ -56,6 +56,7 @@ class Bed:
     logs: list[str] = field(default_factory=list)
     clusters: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    on_cycle: Any = None  # called after every cycle (e.g. the VM player following a cloud)
 
     def __post_init__(self) -> None:
         self.state = self.tmp_path / "state"
@@ -111,6 +112,8 @@ class Bed:
         cycle = Cycle(code, report, stderr)
         self.cycles.append(cycle)
         self.vms |= {i.csctl_id for i in self.instances()}
+        if self.on_cycle is not None:
+            self.on_cycle()
         return cycle
 
     # -- the world ---------------------------------------------------------------------

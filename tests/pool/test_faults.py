@@ -17,8 +17,10 @@ import pytest
 
 from csctl.errors import ExitCode
 from testbed import pool
+from testbed.fixtures_moto import free_port
 from tests.pool.faults import (
     Bed,
+    FaultyAPI,
     daemon_pid,
     kill9,
     signal_pending,
@@ -32,10 +34,10 @@ pytestmark = pytest.mark.pool
 
 @pytest.fixture
 def bed(clean_queue, condor_pool, tmp_path):
+    """A fresh row: empty queue, no local VM before or after."""
     # csctl reads which VM runs each job from the job ads (the site requirement)
     attrs = pool.in_root(condor_pool.paths, "condor_config_val", "-schedd", "SYSTEM_JOB_MACHINE_ATTRS")
     assert "CsctlId" in attrs.stdout, f"the pool's schedd lacks SYSTEM_JOB_MACHINE_ATTRS = CsctlId: {attrs}"
-    """A fresh row: empty queue, no local VM before or after."""
     made: list[Bed] = []
 
     def make(**kwargs) -> Bed:
@@ -71,7 +73,8 @@ def test_collector_killed_while_jobs_run(bed, condor_pool):
     held = [c for c in gap if c.report and c.report["held"]]
     unreachable = [c for c in gap if c.code == ExitCode.POOL_UNREACHABLE]
     assert held, b.story()  # the safety valve spoke while both VMs had no ad
-    assert all(c.report["vms"] for c in held)
+    # held cycles still report every VM, the ones without an ad as unseen
+    assert all("unseen" in c.report["vms"]["local"] for c in held), b.story()
     b.drain_queue()
     wait_for(lambda: collector_back(condor_pool), 30, step=0.5)  # drop this process's old session
     _, fault = b.check(jobs=2)
@@ -160,10 +163,8 @@ priority = 100
 
 
 def test_one_cloud_api_down_slow_or_erroring_while_another_serves(bed, ec2):
-    from tests.pool.faults import FaultyAPI
-
     api = FaultyAPI(ec2.endpoint)
-    refused = f"http://127.0.0.1:{pool_free_port()}"
+    refused = f"http://127.0.0.1:{free_port()}"
     b = bed()
     images = f'images = {{ local = "host", far = "{ec2.image_id()}" }}\nflavors = {{ far = "t3.micro" }}'
     seen: dict[str, list] = {}
@@ -177,12 +178,14 @@ def test_one_cloud_api_down_slow_or_erroring_while_another_serves(bed, ec2):
             api.mode = mode if mode != "refused" else "pass"
             b.write_config(extra=far_cloud(endpoint, ec2))
             b.config.write_text(b.config.read_text().replace('images = { local = "host" }', images, 1))
+            # no VM left from the last fault: the new job needs a boot
+            b.cycle_until(lambda: not b.instances(), 60)
             cluster = b.submit(1, 3)
             before = len(b.cycles)
             b.cycle_until(lambda c=cluster: not b.schedd.query(f"ClusterId == {c}", ["ClusterId"]), 120)
             seen[mode] = b.cycles[before:]
-            # every cycle of the fault names the failing cloud and still serves the other
-            assert all(c.code == ExitCode.PARTIAL for c in seen[mode][:1]), b.story()
+            # the fault's first cycle reports the failing cloud (exit 4) and serves the other
+            assert seen[mode][0].code == ExitCode.PARTIAL, b.story()
         backoff = json.loads((b.state / "backoff.json").read_text())
         assert "far" in backoff["until"], backoff  # the boot failure backed the cloud off
         api.mode = "pass"  # the cloud returns
@@ -203,12 +206,6 @@ def test_one_cloud_api_down_slow_or_erroring_while_another_serves(bed, ec2):
         4,
         fault,
     )
-
-
-def pool_free_port() -> int:
-    from testbed.fixtures_moto import free_port
-
-    return free_port()
 
 
 # -- 4 and 5. csctl killed in each phase; two commands at once -----------------------------
@@ -380,4 +377,58 @@ def test_vm_startd_dies_and_vm_stopped_while_busy(bed, condor_pool):
         2,
         fault,
         cycles=len(b.cycles),
+    )
+
+
+# -- 7b. HTCondor ends on a VM its cloud still runs ----------------------------------------
+def hermes_cloud(ec2) -> str:
+    return f"""
+[clouds.hermes]
+driver = "ec2"
+region = "{ec2.region}"
+profile = "{ec2.profile}"
+endpoint_url = "{ec2.endpoint}"
+max_vms = 1
+"""
+
+
+def test_htcondor_ends_on_a_vm_its_cloud_still_runs(bed, condor_pool, ec2, vm_player):
+    from testbed.vm_player import ec2_vms
+
+    b = bed(policy="join_timeout_minutes = 1", extra=hermes_cloud(ec2))
+    images = f'images = {{ hermes = "{ec2.image_id()}" }}\nflavors = {{ hermes = "t3.micro" }}'
+    b.config.write_text(b.config.read_text().replace('images = { local = "host" }', images, 1))
+    b.on_cycle = lambda: vm_player.sync(ec2_vms(ec2.client()))
+
+    def running_vms() -> list[str]:
+        found = ec2.client().describe_instances(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        )["Reservations"]
+        return [i["InstanceId"] for r in found for i in r["Instances"]]
+
+    b.submit(1, 20)
+    b.cycle_until(lambda: len([j for j in b.running() if j.get("MachineAttrCsctlId0")]) == 1, 120)
+    [job] = b.running()
+    dead = str(job["MachineAttrCsctlId0"])
+    # HTCondor on the VM shuts down fast (the job dies with it); the instance keeps running
+    master = daemon_pid(condor_pool.paths, "condor_master", f"/var/lib/csctl-testbed/played/{dead}/")
+    os.kill(master, signal.SIGQUIT)
+    first = len(b.cycles)
+    b.cycle_until(lambda: dead not in {i.csctl_id for i in vm_player.played.values()}, 240, pause=3)
+    statuses = [c.report["vms"].get("hermes", {}) for c in b.cycles[first:] if c.report]
+    assert any("unseen" in s for s in statuses), b.story()  # not never-joined: it joined once
+    b.cycle_until(lambda: b.queue_empty() and not running_vms(), 240)
+    done = b.history()
+    assert [j["JobStatus"] for j in done] == [4], done
+    by_csctl, fault = b.killed(by_fault={f"{job['ClusterId']}.{job['ProcId']}"})
+    assert by_csctl == [], b.story()
+    assert vm_player.played == {} and running_vms() == []
+    backoff = json.loads((b.state / "backoff.json").read_text())
+    assert backoff["failures"] == {}, backoff  # not the image's fault
+    b.table_row(
+        "7b",
+        "HTCondor ends on a busy VM (EC2, moto + VM player) whose instance keeps running",
+        "SIGQUIT to the played VM's master; policy.join_timeout_minutes = 1",
+        1,
+        fault,
     )
