@@ -82,9 +82,9 @@ def test_snapshot_from_condor_q_json_gives_the_same_demand(clean_queue, pool_con
     ads = clean_queue.schedd().query("JobStatus == 1")
     path = tmp_path / "jobs.json"
     path.write_text("[" + ",".join(ad.printJson() for ad in ads) + "]")
-    from csctl.plan.queue import read_snapshot
+    from csctl.engine.demand import read_job_file
 
-    from_file = compute_demand(read_snapshot(path), [], pool_config)
+    from_file = compute_demand(read_job_file(path), [], pool_config)
     live = compute_demand(HTCondorPool(pool_config.pool).idle_jobs().groups, [], pool_config)
     assert from_file.vms_needed == live.vms_needed == 2
     assert from_file.requirements[0].images == live.requirements[0].images
