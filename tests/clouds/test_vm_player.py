@@ -7,6 +7,7 @@ with the local driver's ``start_vm`` in the pool's chroot.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
@@ -19,9 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
+from csctl.clouds.ec2 import USER_DATA_LIMIT
 from csctl.clouds.registry import make_cloud
 from csctl.config import Config, parse_config
-from csctl.context.render import vm_identity
+from csctl.context.payload import GZIP_MAGIC
+from csctl.context.render import encode_user_data, vm_identity
 from csctl.context.tokens import STARTD_SCOPES, SigningKey, mint, read_signing_key
 from csctl.engine.boot import boot_request, execute_boot, new_batch_id
 from csctl.plan.backoff import Backoff
@@ -119,7 +122,11 @@ def test_ec2_batch_joins_and_runs_a_job(ec2: EC2Server, vm_player: VMPlayer, cle
 
 
 def broken(user_data: bytes, case: str, config: Config, batch: str) -> bytes:
-    """The batch's payload with its setup script failing, or carrying a wrong-key token."""
+    """The batch's payload with its setup script failing, or carrying a wrong-key token
+    (read through gzip when the payload was compressed to fit EC2's limit, and encoded
+    again the same way)."""
+    if user_data.startswith(GZIP_MAGIC):
+        user_data = gzip.decompress(user_data)
     doc = yaml.safe_load(user_data)
     for entry in doc["write_files"]:
         if case == "setup exits 1" and entry["path"].endswith("/csctl-vm-setup"):
@@ -134,7 +141,7 @@ def broken(user_data: bytes, case: str, config: Config, batch: str) -> bytes:
                 lifetime_seconds=3600,
             )
             entry["content"] = token + "\n"
-    return ("#cloud-config\n" + yaml.safe_dump(doc)).encode()
+    return encode_user_data("#cloud-config\n" + yaml.safe_dump(doc), USER_DATA_LIMIT)
 
 
 def test_vms_that_never_join_are_reported_with_their_console(
