@@ -546,15 +546,20 @@ def _startd_dir(name: str) -> str:
     return f"{STARTDS_DIR}/{name}"
 
 
-def running_startds(p: Paths) -> list[str]:
-    """Names of the extra startds whose condor_master runs."""
+def _running_masters(p: Paths, parent: str) -> list[str]:
+    """Names of the directories under ``parent`` (inside the chroot) whose condor_master runs."""
     ours = pids_in_root(p)
     names = []
-    for pidfile in sorted(p.host(STARTDS_DIR).glob("*/run/master.pid")):
+    for pidfile in sorted(p.host(parent).glob("*/run/master.pid")):
         with contextlib.suppress(OSError, ValueError):
             if int(pidfile.read_text()) in ours:
                 names.append(pidfile.parent.parent.name)
     return names
+
+
+def running_startds(p: Paths) -> list[str]:
+    """Names of the extra startds whose condor_master runs."""
+    return _running_masters(p, STARTDS_DIR)
 
 
 @dataclass
@@ -669,13 +674,7 @@ class Schedd(Startd):
 
 def running_schedds(p: Paths) -> list[str]:
     """Names of the extra schedds whose condor_master runs."""
-    ours = pids_in_root(p)
-    names = []
-    for pidfile in sorted(p.host(SCHEDDS_DIR).glob("*/run/master.pid")):
-        with contextlib.suppress(OSError, ValueError):
-            if int(pidfile.read_text()) in ours:
-                names.append(pidfile.parent.parent.name)
-    return names
+    return _running_masters(p, SCHEDDS_DIR)
 
 
 def start_schedd(name: str, base: str | os.PathLike[str] | None = None) -> Schedd:

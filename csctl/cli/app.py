@@ -13,10 +13,7 @@ from csctl.console import Console
 
 if TYPE_CHECKING:
     from csctl.config import Config
-    from csctl.context.tokens import SigningKey
     from csctl.engine.services import Services
-    from csctl.model import Cloud
-    from csctl.pool.htcondor import HTCondorPool
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -43,20 +40,6 @@ class Application:
         from csctl.engine.services import Services
 
         return Services(self.config, source=str(self.config_path))
-
-    def signing_key(self, purpose: str) -> SigningKey:
-        """The pool's signing key; ConfigError naming ``purpose`` when none is configured."""
-        return self.services.signing_key(purpose)
-
-    def pool(self) -> HTCondorPool:
-        """The pool, through the htcondor bindings."""
-        from csctl.pool.htcondor import HTCondorPool
-
-        return HTCondorPool(self.config.pool)
-
-    def clouds(self) -> dict[str, Cloud]:
-        """A driver for every configured cloud."""
-        return dict(self.services.clouds)
 
 
 _pass_app = click.make_pass_decorator(Application)

@@ -98,16 +98,24 @@ def _backoff_entries(raw: Any) -> tuple[dict[str, object], dict[str, datetime], 
     problems: list[str] = []
     until: dict[str, datetime] = {}
     for key, text in until_raw.items():
-        try:
-            when = datetime.fromisoformat(text)
-        except (TypeError, ValueError):
+        read = _time(text)
+        if read is None:
             problems.append(f"skip of {key!r} has no valid time: ignored")
             continue
-        if when.tzinfo is None:
+        if not read[1]:
             problems.append(f"skip of {key!r} has no time zone: read as UTC")
-            when = when.replace(tzinfo=UTC)
-        until[str(key)] = when
+        until[str(key)] = read[0]
     return {str(k): v for k, v in raw["failures"].items()}, until, problems
+
+
+def _time(text: object) -> tuple[datetime, bool] | None:
+    """An ISO 8601 time read back from a state file, read as UTC when it names no zone,
+    and whether it named one; None when it is not a time."""
+    try:
+        when = datetime.fromisoformat(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return (when, True) if when.tzinfo else (when.replace(tzinfo=UTC), False)
 
 
 def load_backoff(state_dir: Path) -> Backoff:
@@ -224,12 +232,9 @@ def read_unseen(state_dir: Path, now: datetime) -> tuple[dict[str, datetime], li
         return {}, [f"{path}: ignored, cannot be read ({exc})"]
     since: dict[str, datetime] = {}
     for key, text in raw.items():
-        try:
-            when = datetime.fromisoformat(text)
-        except (TypeError, ValueError):
-            continue
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        since[str(key)] = min(when, now)
+        read = _time(text)
+        if read is not None:
+            since[str(key)] = min(read[0], now)
     return since, []
 
 
