@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # Schedds queried at once by idle_jobs; a pool with more waits for a free thread
 MAX_SCHEDD_QUERIES = 8
+# how long a lookup of the schedds' locations serves (the queries of one snapshot)
+LOCATION_SECONDS = 5.0
 RUNNING = 2
 # the machine's CsctlId, copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS)
 RUNNING_ON = f"MachineAttr{A.CSCTL_ID}0"
@@ -69,9 +72,21 @@ class HTCondorPool:
         for key, value in config.condor_params.items():
             self.htcondor.param[key] = value
         self.collector = self.htcondor.Collector(config.collector)
+        self._located: tuple[float, list[Any]] | None = None
+        self._locating = threading.Lock()
 
     def schedd_ads(self) -> list[Any]:
-        """Location ads of the configured schedds (every schedd the collector knows if none)."""
+        """Location ads of the configured schedds (every schedd the collector knows if none).
+
+        One snapshot asks for its idle and its running jobs at once: the second asker waits
+        for the first one's lookup and shares it, so a cycle locates the schedds once."""
+        with self._locating:
+            now = time.monotonic()
+            if self._located is None or now - self._located[0] > LOCATION_SECONDS:
+                self._located = (now, self._locate())
+            return list(self._located[1])
+
+    def _locate(self) -> list[Any]:
         daemon = self.htcondor.DaemonType.Schedd
         try:
             if not self.config.schedds:
