@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -21,9 +21,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from csctl import config_guard as guard
+from csctl.config_errors import (
+    Problem,
+    show_loc,
+    strict_scalars,
+    validation_problems,
+    without_repeats,
+)
 from csctl.errors import ConfigError
 from csctl.safefile import FileRefused, describe_size, read_regular_file
 
@@ -184,83 +191,6 @@ class Config(_Strict):
 # -- loading ----------------------------------------------------------------------------
 
 
-def _expected(error: ErrorDetails) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    bound = ""
-    if "ge" in ctx:
-        bound = f" >= {ctx['ge']}"
-    elif "gt" in ctx:
-        bound = f" > {ctx['gt']}"
-    phrases = {
-        "missing": "required key is missing",
-        "extra_forbidden": "unknown key",
-        "int_type": f"expected an integer{bound}",
-        "int_parsing": f"expected an integer{bound}",
-        "greater_than_equal": f"expected a number{bound}",
-        "greater_than": f"expected a number{bound}",
-        "float_type": "expected a number",
-        "float_parsing": "expected a number",
-        "string_type": "expected a string",
-        "string_too_short": "expected a non-empty string",
-        "string_pattern_mismatch": "expected letters, digits, '.', '_' or '-'",
-        "bool_type": "expected true or false",
-        "bool_parsing": "expected true or false",
-        "dict_type": "expected a table",
-        "list_type": "expected an array",
-        "model_type": "expected a table",
-        "model_attributes_type": "expected a table",
-    }
-    if kind in ("greater_than_equal", "greater_than") and isinstance(error.get("input"), int):
-        return f"expected an integer{bound}"
-    return phrases.get(kind, str(error["msg"]))
-
-
-Problem = tuple[guard.Loc, str]  # key path, and the line that reports it
-
-
-def _show_loc(loc: guard.Loc) -> str:
-    # a key the operator typed may hold anything: quote it unless it is a plain name
-    parts = [str(p) if isinstance(p, int) or guard.PLAIN_KEY.fullmatch(p) else guard.show(p, 40) for p in loc]
-    return ".".join(parts)
-
-
-def _validation_problems(source: str, exc: ValidationError, prefix: guard.Loc = ()) -> list[Problem]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = prefix + tuple(part for part in error["loc"] if part != "[key]")
-        if error["type"] == "value_error":
-            # our own model validators already say the key path in the message
-            problems.append((loc, f"{source}: {str(error['msg']).removeprefix('Value error, ')}"))
-            continue
-        line = f"{source}: {_show_loc(loc)}: {_expected(error)}" if loc else f"{source}: {_expected(error)}"
-        if error["type"] not in ("missing", "extra_forbidden", "vm_config_reserved"):
-            line += f", got {guard.show(error['input'])}"
-        problems.append((loc, line))
-    return problems
-
-
-def format_validation_error(source: str, exc: ValidationError) -> list[str]:
-    """One line per pydantic error: ``file: key.path: expectation, got value``."""
-    return [line for _, line in _validation_problems(source, exc)]
-
-
-def _strict_scalars(model: type[BaseModel], options: dict[str, Any], prefix: guard.Loc) -> list[Problem]:
-    """A driver's booleans must be true or false and its numbers must not be: pydantic's lax
-    mode would take 1 for true and true for 1."""
-    problems: list[Problem] = []
-    for key, value in options.items():
-        field = model.model_fields.get(key)
-        if field is None:
-            continue
-        kinds = set(get_args(field.annotation)) or {field.annotation}
-        if bool in kinds and not isinstance(value, bool):
-            problems.append((prefix + (key,), f"expected true or false, got {guard.show(value)}"))
-        elif kinds & {int, float} and isinstance(value, bool):
-            kind = "a number" if float in kinds else "an integer"
-            problems.append((prefix + (key,), f"expected {kind}, got {value!r}"))
-    return problems
-
-
 def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, BaseModel], list[Problem]]:
     """Validate each cloud's driver-specific keys with that driver's own Settings model:
     the typed settings of every valid cloud, and one line per problem."""
@@ -282,43 +212,16 @@ def _validate_drivers(source: str, data: dict[str, Any]) -> tuple[dict[str, Base
             continue
         options = {k: v for k, v in cloud.items() if k not in CloudConfig.model_fields}
         strict = [
-            (loc, f"{source}: {_show_loc(loc)}: {why}")
-            for loc, why in _strict_scalars(model, options, ("clouds", name))
+            (loc, f"{source}: {show_loc(loc)}: {why}")
+            for loc, why in strict_scalars(model, options, ("clouds", name))
         ]
         try:
             settings[name] = model.model_validate(options)
         except ValidationError as exc:
             refused = {loc for loc, _ in strict}
-            problems += [
-                p for p in _validation_problems(source, exc, ("clouds", name)) if p[0] not in refused
-            ]
+            problems += [p for p in validation_problems(source, exc, ("clouds", name)) if p[0] not in refused]
         problems += strict
     return settings, problems
-
-
-def _without_repeats(found: list[Problem], pydantic: list[Problem]) -> list[str]:
-    """The scan's problems and pydantic's, one line per value, in pydantic's order: a scan
-    finding replaces pydantic's complaint about the same value, and a finding under a key
-    pydantic refuses as a whole (an unknown key, say) is not repeated."""
-
-    def under(loc: guard.Loc, top: guard.Loc) -> bool:
-        return loc[: len(top)] == top
-
-    lines: list[str] = []
-    shown: set[int] = set()
-    for loc, line in pydantic:
-        hits = [i for i, (top, _) in enumerate(found) if under(loc, top)]
-        if not hits:
-            lines.append(line)
-        for i in hits:
-            if i not in shown:
-                shown.add(i)
-                lines.append(found[i][1])
-    refused = [loc for loc, _ in pydantic]
-    for i, (loc, line) in enumerate(found):
-        if i not in shown and not any(top != loc and under(loc, top) for top in refused):
-            lines.append(line)
-    return lines
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -338,14 +241,14 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 def parse_config(text: str, source: str = "csctl.toml") -> Config:
     """Parse and validate configuration text; raise ConfigError listing every problem."""
     data = _parse_toml(text, source)
-    found = [(loc, f"{source}: {_show_loc(loc)}: {why}") for loc, why in guard.scan(data)]
+    found = [(loc, f"{source}: {show_loc(loc)}: {why}") for loc, why in guard.scan(data)]
     pydantic: list[Problem] = []
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        pydantic = _validation_problems(source, exc)
+        pydantic = validation_problems(source, exc)
     settings, driver_problems = _validate_drivers(source, data)
-    problems = _without_repeats(found, pydantic + driver_problems)
+    problems = without_repeats(found, pydantic + driver_problems)
     if problems:
         raise ConfigError(problems)
     for name, cloud in config.clouds.items():
