@@ -91,6 +91,24 @@ class CloudQuotaError(CloudError):
     """The cloud refused for quota or capacity; asking for fewer may succeed."""
 
 
+class CloudCapacityError(CloudQuotaError):
+    """The cloud has no capacity of this kind where it was asked (a zone or subnet): another
+    zone may have some, and asking for fewer comes after trying them."""
+
+
+class CloudThrottled(CloudError):
+    """The cloud throttled csctl's API calls: retry later, asking for no fewer VMs."""
+
+
+class CloudPriceError(CloudError):
+    """The spot bid is below the current spot price; ``price`` is that price where known.
+    Asking for fewer VMs does not help."""
+
+    def __init__(self, cloud: str, message: str, hint: str | None = None, price: float | None = None) -> None:
+        super().__init__(cloud, message, hint)
+        self.price = price
+
+
 class CloudBadRequest(CloudError):
     """The cloud rejected the request itself: unknown image, flavor, network..."""
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # -- clouds ------------------------------------------------------------------------------
 
@@ -23,6 +23,8 @@ TAG_CLOUD = "csctl-cloud"
 TAG_BATCH = "csctl-batch"
 TAG_BOOTED = "csctl-booted"
 TAG_JOINED = "csctl-joined"  # set once, when a cycle first sees the VM's startd
+# An image property (OpenStack) or tag (EC2) naming the URL a job's VMLoc gives for it.
+TAG_SOURCE_URL = "csctl-source-url"
 
 
 def vm_id(batch_id: str, launch_index: int) -> str:
@@ -75,6 +77,8 @@ class BootRequest:
     it and ``tags`` (pool, type, cloud, batch, boot time) go on every instance.
     ``user_data`` is the one payload all VMs of the batch receive (already gzipped
     where the cloud needs it). ``max_price`` asks for spot capacity at that bid.
+    ``zone`` is one of the cloud's ``zones`` to boot in (None: where the cloud chooses);
+    ``disk_gb`` the root disk the VM type promises, sized at boot where the cloud can.
     """
 
     batch_id: str
@@ -85,15 +89,19 @@ class BootRequest:
     user_data: bytes
     tags: Mapping[str, str] = field(default_factory=dict)
     max_price: float | None = None
+    zone: str | None = None
+    disk_gb: int | None = None
 
 
 @dataclass(frozen=True)
 class Quota:
-    """Remaining room on a cloud as its API reports it; None where it does not say."""
+    """Remaining room on a cloud as its API reports it; None where it does not say.
+    ``error`` is set by the snapshot when the quota call failed: the room is unknown."""
 
     instances: int | None = None
     cores: int | None = None
     memory_mb: int | None = None
+    error: str | None = None
 
 
 class Cloud(Protocol):
@@ -102,12 +110,17 @@ class Cloud(Protocol):
     ``metadata_service`` tells the VM where to find its launch index ("ec2",
     "openstack" or "none"); ``user_data_limit`` is the API's cap in bytes, if any;
     ``private_network`` says the VMs get no public address, so they join through CCB.
+    ``zones`` are the zones or subnets a boot may name, in the order to try them (empty:
+    the cloud chooses). Drivers of the ``csctl.clouds.v1`` entry-point group written
+    before ``zones`` and ``find_image`` existed lack them: the engine reads them with
+    defaults (no zones, no registered images).
     """
 
     name: str
     metadata_service: str
     user_data_limit: int | None
     private_network: bool
+    zones: tuple[str, ...]
 
     def list_instances(self, pool: str) -> list[Instance]:
         """Every instance tagged for ``pool`` by csctl, in one (paginated) list call."""
@@ -135,6 +148,12 @@ class Cloud(Protocol):
 
     def quota(self) -> Quota:
         """Remaining room, where the API offers it; ``Quota()`` otherwise."""
+        ...
+
+    def find_image(self, url: str) -> str | None:
+        """The image registered on this cloud for the image URL ``url`` (a job's VMLoc):
+        one named ``url``, or one whose property or tag ``csctl-source-url`` is ``url``.
+        None when there is none; a CloudError when the cloud cannot be asked."""
         ...
 
 
@@ -202,6 +221,7 @@ class StartdSlot:
     dynamic_slots: int = 0
     image_test: str | None = None  # CsctlImageTest: the VM belongs to `csctl image-test`
     keep_alive_minutes: int | None = None  # CsctlKeepAlive: the VMKeepAlive it was booted for
+    max_job_retirement_seconds: int | None = None  # MaxJobRetirementTime, when a number
 
     @property
     def in_use(self) -> bool:
@@ -235,6 +255,33 @@ class QueueSnapshot:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class FinishedJob:
+    """A job that left a schedd's queue after running on a csctl VM, from the job history.
+    ``job`` is its GlobalJobId; ``owner`` and ``group`` are the submitter's own words
+    (untrusted); times are epoch seconds, ``cpu`` is RemoteUserCpu + RemoteSysCpu."""
+
+    job: str
+    schedd: str
+    csctl_id: str
+    owner: str
+    group: str | None
+    cores: int
+    wall: int
+    cpu: float
+    ended: int
+
+
+@dataclass
+class JobHistory:
+    """What one read of the schedds' histories found: the jobs, where each schedd's read
+    stopped (``marks``: schedd -> job id, to resume from), one error per schedd that failed."""
+
+    jobs: list[FinishedJob] = field(default_factory=list)
+    marks: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
 class Pool(Protocol):
     """The pool: its idle jobs, csctl's slots, and draining csctl's VMs."""
 
@@ -256,6 +303,32 @@ class Pool(Protocol):
         """Drain each target gracefully; csctl id -> None if accepted, else the error."""
         ...
 
+    def job_history(self, marks: Mapping[str, str]) -> JobHistory:
+        """Jobs that ran on csctl VMs and left the queue since each schedd's mark (all of
+        them for a schedd without one): one projected history query per schedd. A schedd
+        that fails is named in ``errors`` and keeps its mark."""
+        ...
+
+    def advertise(self, ads: Sequence[Mapping[str, Any]]) -> None:
+        """Put ``ads`` (each with MyType and Name) in the collector, replacing the ads of the
+        same type and name. Raises PoolUnreachable when the collector refuses them."""
+        ...
+
+    def invalidate(self, ad_type: str, names: Sequence[str]) -> None:
+        """Withdraw the collector's ads of ``ad_type`` with these names (gone already is
+        fine). Raises PoolUnreachable when the collector refuses."""
+        ...
+
+
+@runtime_checkable
+class Accountant(Protocol):
+    """A pool whose negotiator can tell its users' priorities (``fair_share = "htcondor"``)."""
+
+    def user_priorities(self) -> dict[str, float]:
+        """Accountant record ``Name`` -> effective priority, as ``condor_userprio`` shows
+        (lower is better). Raises PoolUnreachable when the negotiator cannot be asked."""
+        ...
+
 
 # -- one look at the world ---------------------------------------------------------------
 
@@ -275,6 +348,9 @@ class Snapshot:
     pool_errors: list[str] = field(default_factory=list)
     running: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # instances and ads set aside, and why
+    cloud_errors: dict[str, str] = field(default_factory=dict)  # cloud -> why it could not be listed
+    quotas: dict[str, Quota] = field(default_factory=dict)  # cloud -> its quota call's answer
+    priorities: dict[str, float] = field(default_factory=dict)  # accountant Name -> effective priority
 
 
 # -- image-test --------------------------------------------------------------------------

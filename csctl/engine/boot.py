@@ -19,10 +19,12 @@ from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import acting, keep_backoff, read_backoff
 from csctl.errors import CloudError, CloudQuotaError, CsctlError, InputError
 from csctl.model import TAG_BATCH, TAG_BOOTED, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Cloud, Instance
-from csctl.plan.backoff import Backoff
+from csctl.plan.backoff import Backoff, after_failure
 from csctl.plan.demand import Demand, demand_from_json
+from csctl.plan.images import LOOKUP_FAILED, image_urls, resolve_images
 from csctl.plan.placement import BootItem, BootPlan, plan_boot
 from csctl.plan.supply import snapshot_demand
+from csctl.plan.zones import UnavailableZones, zones_to_try
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,10 @@ class Outcome:
     started: list[str] = field(default_factory=list)
     calls: int = 0
     error: str | None = None
-    error_kind: str | None = None  # quota, auth, bad-request, timeout, not-found, backend, payload
+    # quota, capacity, throttled, price, auth, bad-request, timeout, not-found, backend, payload
+    error_kind: str | None = None
     image: str = ""
+    zones_unavailable: list[str] = field(default_factory=list)  # zones that ran out of capacity
 
 
 @dataclass
@@ -62,9 +66,17 @@ def new_batch_id(cloud: str) -> str:
 
 
 def boot_request(
-    config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime, batch_id: str, count: int
+    config: Config,
+    cloud: Cloud,
+    item: BootItem,
+    key: SigningKey,
+    now: datetime,
+    batch_id: str,
+    count: int,
+    zone: str | None = None,
 ) -> BootRequest:
-    """The request for ``count`` VMs of one plan item, with a freshly rendered payload."""
+    """The request for ``count`` VMs of one plan item (in ``zone``, if given), with a
+    freshly rendered payload and the VM type's root disk."""
     batch = Batch(
         batch_id,
         item.vm_type,
@@ -81,13 +93,18 @@ def boot_request(
         TAG_BATCH: batch_id,
         TAG_BOOTED: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    vm_type = config.vm_types.get(item.vm_type)
+    disk = vm_type.disk if vm_type is not None else None
     return BootRequest(
-        batch_id, item.vm_type, count, item.image, item.flavor, user_data, tags, item.max_price
+        batch_id, item.vm_type, count, item.image, item.flavor, user_data, tags, item.max_price, zone, disk
     )
 
 
 _KINDS = {
     "CloudQuotaError": "quota",
+    "CloudCapacityError": "capacity",
+    "CloudThrottled": "throttled",
+    "CloudPriceError": "price",
     "CloudAuthError": "auth",
     "CloudBadRequest": "bad-request",
     "CloudTimeout": "timeout",
@@ -95,32 +112,74 @@ _KINDS = {
 }
 
 
-def _boot_item(config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime) -> Outcome:
-    """Boot one item; on quota or capacity errors ask again for half as many."""
+def _boot_item(
+    config: Config, cloud: Cloud, item: BootItem, key: SigningKey, now: datetime, zones: UnavailableZones
+) -> Outcome:
+    """Boot one item. A zone out of capacity is marked in ``zones`` and the next zone is
+    tried; when every zone failed (or on quota errors) ask again for half as many. A
+    throttled API or a spot price above the bid stops at once: fewer VMs would not help."""
     outcome = Outcome(item.cloud, item.vm_type, item.count, image=item.image)
+    to_try = zones_to_try(item.cloud, getattr(cloud, "zones", ()), zones.active(now), now)
+    if not to_try:
+        outcome.error = f"cloud {item.cloud}: every zone ran out of capacity in the last minutes"
+        outcome.error_kind = "capacity"
+        return outcome
     count = item.count
     while count > 0:
-        try:
-            request = boot_request(config, cloud, item, key, now, new_batch_id(item.cloud), count)
-        except CsctlError as exc:  # the payload cannot be made (template, size)
-            outcome.error, outcome.error_kind = f"cloud {item.cloud}: {exc.message}", "payload"
-            return outcome
-        outcome.calls += 1
-        try:
-            started: list[Instance] = cloud.boot(request)
-        except CloudError as exc:
-            outcome.error, outcome.error_kind = exc.message, _KINDS.get(type(exc).__name__, "backend")
-            if isinstance(exc, CloudQuotaError):
-                count //= 2
+        halve = False
+        for zone in to_try:
+            started = _boot_call(config, cloud, item, key, now, count, zone, outcome)
+            if started is not None:
+                return _finish(outcome, item, started)
+            response = after_failure(outcome.error_kind or "")
+            if response.next_zone and zone is not None:
+                zones.mark(item.cloud, zone, now)
+                if zone not in outcome.zones_unavailable:
+                    outcome.zones_unavailable.append(zone)
                 continue
+            halve = response.halve
+            break
+        else:
+            halve = after_failure(outcome.error_kind or "").halve
+        if not halve:
             return outcome
-        outcome.started = [i.csctl_id for i in started]
-        if len(started) == item.count:
-            outcome.error = outcome.error_kind = None
-        elif outcome.error is None:
-            outcome.error = f"cloud {item.cloud}: started {len(started)} of {item.count}"
-            outcome.error_kind = "quota"
-        return outcome
+        count //= 2
+    return outcome
+
+
+def _boot_call(
+    config: Config,
+    cloud: Cloud,
+    item: BootItem,
+    key: SigningKey,
+    now: datetime,
+    count: int,
+    zone: str | None,
+    outcome: Outcome,
+) -> list[Instance] | None:
+    """One boot call; None, with the error in ``outcome``, when it failed."""
+    try:
+        request = boot_request(config, cloud, item, key, now, new_batch_id(item.cloud), count, zone)
+    except CsctlError as exc:  # the payload cannot be made (template, size)
+        outcome.error, outcome.error_kind = f"cloud {item.cloud}: {exc.message}", "payload"
+        return None
+    outcome.calls += 1
+    try:
+        return cloud.boot(request)
+    except CloudError as exc:
+        outcome.error, outcome.error_kind = exc.message, _KINDS.get(type(exc).__name__, "backend")
+        if isinstance(exc, CloudQuotaError) and outcome.error_kind == "backend":
+            outcome.error_kind = "quota"  # a driver's own subclass of the quota error
+        return None
+
+
+def _finish(outcome: Outcome, item: BootItem, started: list[Instance]) -> Outcome:
+    outcome.started = [i.csctl_id for i in started]
+    if len(started) == item.count:
+        outcome.error = outcome.error_kind = None
+    elif outcome.error is None:
+        outcome.error = f"cloud {item.cloud}: started {len(started)} of {item.count}"
+        outcome.error_kind = "quota"
     return outcome
 
 
@@ -146,7 +205,7 @@ def execute_boot(
     def run(cloud_name: str) -> list[Outcome]:
         outcomes = []
         for item in by_cloud[cloud_name]:
-            outcome = _boot_item(config, clouds[cloud_name], item, key, now)
+            outcome = _boot_item(config, clouds[cloud_name], item, key, now, backoff.zones)
             if on_outcome:
                 on_outcome(outcome)
             outcomes.append(outcome)
@@ -168,8 +227,35 @@ def _update_backoff(outcomes: list[Outcome], backoff: Backoff, now: datetime) ->
             backoff.succeed(image_key)
         elif outcome.error_kind in ("bad-request", "payload"):
             backoff.fail(image_key, now)  # the image or flavor is at fault, not the cloud
-        elif outcome.error_kind is not None:
+        elif outcome.error_kind is not None and after_failure(outcome.error_kind).back_off:
             backoff.fail(outcome.cloud, now)
+
+
+def resolve_image_urls(demand: Demand, clouds: Mapping[str, Cloud]) -> tuple[Demand, list[str]]:
+    """The demand with its jobs' image URLs (VMLoc) replaced by the images the clouds
+    registered for them: one look-up per cloud and URL per cycle, none when no job gives
+    a URL. Jobs whose URL no cloud has are rejected (``plan.images``); returns warnings,
+    one per rejected group and per failed look-up."""
+    wanted = image_urls(demand)
+    if not wanted:
+        return demand, []
+    found: dict[tuple[str, str], str | None | object] = {}
+    warnings: list[str] = []
+    for cloud_name, url in sorted(wanted):
+        cloud = clouds.get(cloud_name)
+        finder = getattr(cloud, "find_image", None)
+        if finder is None:  # a driver from before find_image: the URL is sent as it is
+            found[(cloud_name, url)] = url
+            continue
+        try:
+            found[(cloud_name, url)] = finder(url)
+        except CloudError as exc:
+            found[(cloud_name, url)] = LOOKUP_FAILED
+            warnings.append(exc.message)
+    resolved, waiting = resolve_images(demand, found)
+    known = len(demand.rejected)
+    rejected = [f"{r.jobs} job(s) of {r.owner} rejected: {r.reasons[0]}" for r in resolved.rejected[known:]]
+    return resolved, warnings + waiting + rejected
 
 
 @dataclass
@@ -204,8 +290,11 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
     with acting(services.state_dir, "boot", dry_run):
         # given a demand, only the clouds' lists are needed (for their limits)
         snapshot = take_snapshot(services.pool if given is None else None, services.clouds, config)
-        needed = given or snapshot_demand(snapshot, config)
+        needed, image_warnings = resolve_image_urls(
+            given or snapshot_demand(snapshot, config), services.clouds
+        )
         backoff, warnings = read_backoff(services.state_dir, now)
+        warnings += image_warnings
         plan = plan_boot(needed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
         result = BootResult(plan, errors=list(snapshot.errors), warnings=snapshot.warnings + warnings)
         if key is not None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from csctl.errors import CsctlError, LockHeld
 from csctl.plan.backoff import Backoff, sanitized
+from csctl.plan.zones import sanitized_zones
 
 BACKOFF_FILE = "backoff.json"
 LOCK_FILE = "run.lock"
@@ -83,10 +84,27 @@ def read_backoff(state_dir: Path, now: datetime) -> tuple[Backoff, list[str]]:
             return Backoff(), []
         raw: Any = json.loads(data)
         failures, until, problems = _backoff_entries(raw)
+        zones = _zone_entries(raw.get("zones", {}), problems)
     except (OSError, ValueError, TypeError) as exc:
         return Backoff(), [f"{path}: ignored, cannot be read ({exc})"]
     backoff, clamped = sanitized(failures, until, now)
-    return backoff, [f"{path}: {p}" for p in problems + clamped]
+    backoff.zones, zones_clamped = sanitized_zones(zones, now)
+    return backoff, [f"{path}: {p}" for p in problems + clamped + zones_clamped]
+
+
+def _zone_entries(raw: Any, problems: list[str]) -> dict[str, datetime]:
+    """The zones skipped for capacity; a file from before csctl kept them has none."""
+    if not isinstance(raw, dict):
+        problems.append("zones is not a table: ignored")
+        return {}
+    zones: dict[str, datetime] = {}
+    for key, text in raw.items():
+        read = _time(text)
+        if read is None:
+            problems.append(f"skip of zone {key!r} has no valid time: ignored")
+        else:
+            zones[str(key)] = read[0]
+    return zones
 
 
 def _backoff_entries(raw: Any) -> tuple[dict[str, object], dict[str, datetime], list[str]]:
@@ -125,10 +143,12 @@ def load_backoff(state_dir: Path) -> Backoff:
 
 def save_backoff(state_dir: Path, backoff: Backoff) -> None:
     """Save the backoff atomically."""
-    data = {
+    data: dict[str, Any] = {
         "failures": backoff.failures,
         "until": {k: t.isoformat() for k, t in backoff.until.items()},
     }
+    if backoff.zones.until:
+        data["zones"] = {k: t.isoformat() for k, t in backoff.zones.until.items()}
     write_atomically(state_dir / BACKOFF_FILE, json.dumps(data, indent=1).encode())
 
 

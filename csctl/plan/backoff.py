@@ -1,5 +1,9 @@
 """Failure backoff: a cloud, or an image on a cloud, that failed is skipped for a while.
 
+What helps after a failure depends on its kind (``after_failure``): a cloud out of quota
+or capacity may grant fewer VMs; a throttled API only needs time; a spot price above the
+bid, a higher bid.
+
 Pure bookkeeping; the engine loads and saves it (``csctl/engine/state.py``).
 """
 
@@ -8,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from csctl.plan.zones import UnavailableZones
 
 # Longer than cron's five-minute cycle, so a cloud that failed sits out the next cycle.
 BASE_DELAY = timedelta(minutes=7)
@@ -27,11 +33,13 @@ class Backoff:
     """Failures per cloud (``"Hermes"``) or image on a cloud (``"Hermes/ami-1"``).
 
     After n consecutive failures a key is skipped for BASE_DELAY * 2**(n-1), at most
-    MAX_DELAY; a success forgets it.
+    MAX_DELAY; a success forgets it. ``zones`` are the zones that just ran out of
+    capacity (``plan.zones``), kept in the same state file.
     """
 
     failures: dict[str, int] = field(default_factory=dict)
     until: dict[str, datetime] = field(default_factory=dict)
+    zones: UnavailableZones = field(default_factory=UnavailableZones)
 
     def fail(self, key: str, now: datetime) -> datetime:
         """Count a failure of ``key``; return until when it is skipped."""
@@ -73,3 +81,30 @@ def sanitized(
             when = latest
         backoff.until[key] = when
     return backoff, problems
+
+
+@dataclass(frozen=True)
+class Response:
+    """What to do after a boot call failed: ask again for fewer VMs (``halve``), try the
+    cloud's next zone first (``next_zone``), and skip the cloud for a while (``back_off``)."""
+
+    halve: bool
+    next_zone: bool
+    back_off: bool
+
+
+# the error kinds of csctl/engine/boot.py's outcomes
+_RESPONSES = {
+    "capacity": Response(halve=True, next_zone=True, back_off=True),
+    "quota": Response(halve=True, next_zone=False, back_off=True),
+    # EC2's RequestLimitExceeded: the same request succeeds later; fewer VMs do not help
+    "throttled": Response(halve=False, next_zone=False, back_off=True),
+    # SpotMaxPriceTooLow: only a higher bid helps, and the cloud serves other requests
+    "price": Response(halve=False, next_zone=False, back_off=False),
+}
+_GIVE_UP = Response(halve=False, next_zone=False, back_off=True)
+
+
+def after_failure(kind: str) -> Response:
+    """What to do after a boot call failed with an error of ``kind``."""
+    return _RESPONSES.get(kind, _GIVE_UP)

@@ -25,9 +25,12 @@ from csctl.errors import (
     CloudAuthError,
     CloudBackendError,
     CloudBadRequest,
+    CloudCapacityError,
     CloudError,
     CloudNotFound,
+    CloudPriceError,
     CloudQuotaError,
+    CloudThrottled,
     CloudTimeout,
 )
 from csctl.model import (
@@ -510,11 +513,12 @@ MAPPING = [
     ("InvalidClientTokenId", CloudAuthError),
     ("SignatureDoesNotMatch", CloudAuthError),
     ("InstanceLimitExceeded", CloudQuotaError),
-    ("InsufficientInstanceCapacity", CloudQuotaError),
+    ("InsufficientInstanceCapacity", CloudCapacityError),
+    ("InsufficientFreeAddressesInSubnet", CloudCapacityError),
     ("VcpuLimitExceeded", CloudQuotaError),
     ("MaxSpotInstanceCountExceeded", CloudQuotaError),
-    ("SpotMaxPriceTooLow", CloudQuotaError),
-    ("RequestLimitExceeded", CloudQuotaError),
+    ("SpotMaxPriceTooLow", CloudPriceError),
+    ("RequestLimitExceeded", CloudThrottled),
     ("InvalidAMIID.Malformed", CloudBadRequest),
     ("InvalidParameterValue", CloudBadRequest),
     ("InvalidSubnetID.NotFound", CloudBadRequest),
@@ -538,15 +542,21 @@ def test_boot_errors_are_translated(ec2: EC2Server, code: str, kind: type[CloudE
     assert err.value.message == f"cloud hermes: RunInstances failed: {code}: We currently do not have that."
 
 
-@pytest.mark.parametrize("code", ["InsufficientInstanceCapacity", "InstanceLimitExceeded"])
-def test_capacity_errors_start_nothing(ec2: EC2Server, code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("InsufficientInstanceCapacity", "configure several subnets or availability_zones"),
+        ("InstanceLimitExceeded", "ask for fewer VMs, another instance type or region, or try again later"),
+    ],
+)
+def test_capacity_errors_start_nothing(ec2: EC2Server, code: str, hint: str) -> None:
     driver = make_driver(ec2, max_attempts=1)
     inject(driver, "RunInstances", code)
 
     with pytest.raises(CloudQuotaError) as err:
         driver.boot(make_request(ec2))
 
-    assert err.value.hint == "ask for fewer VMs, another instance type or region, or try again later"
+    assert err.value.hint is not None and err.value.hint.startswith(hint)
     assert raw_instances(ec2) == []
 
 

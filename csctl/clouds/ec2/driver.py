@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -14,8 +14,18 @@ from csctl.clouds.base import joined_tag
 from csctl.clouds.ec2.errors import translated, unimplemented, unknown_instance_ids
 from csctl.clouds.ec2.instances import LIVE_STATES, to_instance
 from csctl.clouds.ec2.settings import USER_DATA_LIMIT, Settings
-from csctl.errors import CloudBadRequest
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_POOL, TAG_TYPE, BootRequest, Instance, Quota
+from csctl.errors import CloudBadRequest, CloudError, CloudPriceError
+from csctl.model import (
+    TAG_BATCH,
+    TAG_CLOUD,
+    TAG_JOINED,
+    TAG_POOL,
+    TAG_SOURCE_URL,
+    TAG_TYPE,
+    BootRequest,
+    Instance,
+    Quota,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,8 @@ class Driver:
         self.name = name
         self.settings = settings
         self.private_network = settings.private_network
+        self.zones = settings.zones
+        self._root_devices: dict[str, tuple[str, int] | None] = {}  # image -> root device, its size
 
     @cached_property
     def client(self) -> Any:
@@ -61,8 +73,11 @@ class Driver:
         """
         tags = self._boot_tags(request)
         params = self._run_params(request, tags)
-        with self._api("RunInstances"):
-            response = self.client.run_instances(**params)
+        try:
+            with self._api("RunInstances"):
+                response = self.client.run_instances(**params)
+        except CloudPriceError as exc:
+            raise self._with_spot_price(exc, request) from exc
         started = [to_instance(raw, self.name, tags) for raw in response.get("Instances", [])]
         log.debug("%s: batch %s: %d of %d started", self.name, request.batch_id, len(started), request.count)
         return [vm for vm in started if vm is not None]
@@ -108,6 +123,18 @@ class Driver:
             return Quota()
         return Quota(instances=max(limit - self._count_active(), 0))
 
+    def find_image(self, url: str) -> str | None:
+        """The AMI registered for the image URL ``url``: one named ``url``, else one tagged
+        ``csctl-source-url = url``, the newest when several are (one DescribeImages each)."""
+        for name in ("name", f"tag:{TAG_SOURCE_URL}"):
+            filters = [{"Name": name, "Values": [url]}]
+            with self._api("DescribeImages"):
+                images = self.client.describe_images(Filters=filters).get("Images", [])
+            if images:
+                newest = max(images, key=lambda i: str(i.get("CreationDate", "")))
+                return str(newest["ImageId"])
+        return None
+
     # -- helpers -----------------------------------------------------------------
 
     def _make_client(self) -> Any:
@@ -145,23 +172,79 @@ class Driver:
             params["UserData"] = request.user_data  # botocore base64-encodes it
         if request.max_price is not None:
             params["InstanceMarketOptions"] = _spot_options(request.max_price)
+        mapping = self._root_volume(request)
+        if mapping:
+            params["BlockDeviceMappings"] = mapping
         if self.settings.metadata_options:
             params["MetadataOptions"] = {
                 "HttpEndpoint": "enabled",
                 "HttpTokens": self.settings.metadata_tokens,
                 "HttpPutResponseHopLimit": self.settings.metadata_hop_limit,
             }
-        return {**params, **self._network_params()}
+        return {**params, **self._network_params(request.zone)}
 
-    def _network_params(self) -> dict[str, Any]:
+    def _network_params(self, zone: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        if self.settings.subnet_id:
+        if zone is not None and self.settings.subnets:
+            params["SubnetId"] = zone
+        elif zone is not None:
+            params["Placement"] = {"AvailabilityZone": zone}
+        elif self.settings.subnet_id:
             params["SubnetId"] = self.settings.subnet_id
         if self.settings.security_group_ids:
             params["SecurityGroupIds"] = list(self.settings.security_group_ids)
         if self.settings.key_name:
             params["KeyName"] = self.settings.key_name
         return params
+
+    def _root_volume(self, request: BootRequest) -> list[dict[str, Any]]:
+        """The block device mapping that sizes the root volume to the VM type's disk: the
+        image's root device, at least as large as the image's own snapshot (EC2 refuses a
+        smaller one). Empty when unasked, or for an image without an EBS root."""
+        if not self.settings.root_volume or not request.disk_gb:
+            return []
+        root = self._root_device(request.image)
+        if root is None:
+            return []
+        device, snapshot_gb = root
+        size = max(request.disk_gb, snapshot_gb)
+        return [{"DeviceName": device, "Ebs": {"VolumeSize": size, "DeleteOnTermination": True}}]
+
+    def _root_device(self, image: str) -> tuple[str, int] | None:
+        """The image's root device name and snapshot size (one DescribeImages per image
+        and process); None for an instance-store image or one EC2 does not describe."""
+        from botocore.exceptions import ClientError
+
+        if image not in self._root_devices:
+            with self._api("DescribeImages"):
+                try:
+                    images = self.client.describe_images(ImageIds=[image]).get("Images", [])
+                except ClientError as exc:
+                    if not unimplemented(exc):
+                        raise
+                    images = []  # an EC2-compatible cloud without DescribeImages: its own size
+            self._root_devices[image] = _ebs_root(images[0]) if images else None
+        return self._root_devices[image]
+
+    def _with_spot_price(self, exc: CloudPriceError, request: BootRequest) -> CloudPriceError:
+        """The price error with the instance type's current spot price (the lowest across
+        zones, or the asked zone's), so the operator knows what bid would do."""
+        filters = [{"Name": "product-description", "Values": ["Linux/UNIX"]}]
+        if request.zone is not None and not self.settings.subnets:
+            filters.append({"Name": "availability-zone", "Values": [request.zone]})
+        try:
+            with self._api("DescribeSpotPriceHistory"):
+                history = self.client.describe_spot_price_history(
+                    InstanceTypes=[request.flavor], StartTime=datetime.now(UTC), Filters=filters
+                ).get("SpotPriceHistory", [])
+            price = min(float(h["SpotPrice"]) for h in history) if history else None
+        except (CloudError, ValueError, KeyError):
+            price = None  # the boot error stands without the price
+        if price is None:
+            return exc
+        message = f"{exc.message.removeprefix(f'cloud {self.name}: ')}; spot price now {price:g}"
+        bid = f" (bid {request.max_price:g})" if request.max_price is not None else ""
+        return CloudPriceError(self.name, message + bid, exc.hint, price)
 
     def _check_request(self, request: BootRequest, tags: Mapping[str, str]) -> None:
         """Refuse, before any API call, what EC2 would refuse or csctl could not find again."""
@@ -243,6 +326,16 @@ def _request_problem(request: BootRequest, tags: Mapping[str, str]) -> str | Non
     if not tags.get(TAG_POOL):
         return f"no {TAG_POOL} tag: csctl could never find these VMs again"
     return None
+
+
+def _ebs_root(image: Mapping[str, Any]) -> tuple[str, int] | None:
+    device = image.get("RootDeviceName")
+    if not device or image.get("RootDeviceType", "ebs") != "ebs":
+        return None
+    for mapping in image.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == device and "Ebs" in mapping:
+            return str(device), int(mapping["Ebs"].get("VolumeSize") or 1)
+    return str(device), 1
 
 
 def _spot_options(max_price: float) -> dict[str, Any]:

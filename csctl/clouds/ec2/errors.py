@@ -17,9 +17,12 @@ from csctl.errors import (
     CloudAuthError,
     CloudBackendError,
     CloudBadRequest,
+    CloudCapacityError,
     CloudError,
     CloudNotFound,
+    CloudPriceError,
     CloudQuotaError,
+    CloudThrottled,
     CloudTimeout,
 )
 
@@ -29,17 +32,14 @@ if TYPE_CHECKING:
 _AUTH_CODES = frozenset(
     {"AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch"}
 )
-_QUOTA_CODES = frozenset(
-    {
-        "InstanceLimitExceeded",
-        "InsufficientInstanceCapacity",
-        "VcpuLimitExceeded",
-        "MaxSpotInstanceCountExceeded",
-        "SpotMaxPriceTooLow",
-        "RequestLimitExceeded",
-        "InsufficientFreeAddressesInSubnet",
-    }
+_QUOTA_CODES = frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded"})
+# Capacity missing where the request was placed: another subnet or zone may have it.
+_CAPACITY_CODES = frozenset(
+    {"InsufficientInstanceCapacity", "InsufficientFreeAddressesInSubnet", "InsufficientCapacity"}
 )
+# Throttling: the same request succeeds later; asking for fewer VMs does not help.
+_THROTTLE_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+_PRICE_CODES = frozenset({"SpotMaxPriceTooLow"})
 _BAD_REQUEST_CODES = frozenset(
     {
         "InvalidParameterValue",
@@ -125,6 +125,12 @@ def _hint(kind: type[CloudError], settings: Settings) -> str | None:
         return _auth_hint(settings)
     if kind is CloudQuotaError:
         return "ask for fewer VMs, another instance type or region, or try again later"
+    if kind is CloudCapacityError:
+        return "configure several subnets or availability_zones so csctl can try another zone"
+    if kind is CloudThrottled:
+        return "EC2 throttles this account's API calls: csctl retries in a later cycle"
+    if kind is CloudPriceError:
+        return "raise the jobs' VMMaximumPrice (or the cloud's max_price) above the spot price"
     return None
 
 
@@ -143,6 +149,12 @@ def _client_error_kind(code: str) -> type[CloudError]:
         return CloudAuthError
     if code in _QUOTA_CODES:
         return CloudQuotaError
+    if code in _CAPACITY_CODES:
+        return CloudCapacityError
+    if code in _THROTTLE_CODES:
+        return CloudThrottled
+    if code in _PRICE_CODES:
+        return CloudPriceError
     if code in _BAD_REQUEST_CODES or code.startswith(_BAD_REQUEST_PREFIXES):
         return CloudBadRequest
     if code in _NOT_FOUND_CODES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 USER_DATA_LIMIT = 16 * 1024  # bytes, before base64: EC2's documented cap
@@ -20,6 +20,12 @@ class Settings(BaseModel):
     profile: str | None = Field(None, description="AWS profile; default credential chain if unset")
     endpoint_url: str | None = Field(None, description="API of an EC2-compatible cloud")
     subnet_id: str | None = None
+    # several subnets or zones: a boot that finds no capacity in one tries the next
+    subnets: list[str] = Field(default_factory=list, description="subnets to boot in, in order")
+    availability_zones: list[str] = Field(default_factory=list, description="zones to boot in, in order")
+    root_volume: bool = Field(
+        True, description="size the root volume to the VM type's disk (false: the image's own size)"
+    )
     security_group_ids: list[str] = Field(default_factory=list)
     key_name: str | None = None
     private_network: bool = Field(False, description="VMs have no public IP: join via CCB")
@@ -42,3 +48,17 @@ class Settings(BaseModel):
         if value is not None and not re.fullmatch(r"https?://\S+", value):
             raise PydanticCustomError("url", "expected an http:// or https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> Settings:
+        given = [k for k in ("subnet_id", "subnets", "availability_zones") if getattr(self, k)]
+        if len(given) > 1:
+            # a subnet lies in one zone: naming both would contradict one another
+            both = " and ".join(given)
+            raise ValueError(f"give only one of subnet_id, subnets and availability_zones, not {both}")
+        return self
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """The subnets or zones a boot may name, in the order to try them."""
+        return tuple(dict.fromkeys(self.subnets or self.availability_zones))
