@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -121,6 +121,9 @@ class VMTypeConfig(_Strict):
     flavors: dict[str, NonEmpty] = Field(default_factory=dict, description="cloud -> flavor/instance type")
     keep_alive_minutes: Minutes = 0
     attributes: dict[AttributeName, AttributeValue] = Field(default_factory=dict)
+    benchmark: Annotated[float, _number_between(0, 1_000_000)] | None = Field(
+        default=None, description="per-core benchmark score (accounting.benchmark_type) for APEL records"
+    )
 
 
 class CloudConfig(BaseModel):
@@ -137,6 +140,9 @@ class CloudConfig(BaseModel):
     max_storage: Annotated[int, _int_between(0, 10**12)] | None = Field(None, description="GB")
     max_price: Annotated[float, _number_between(0, 1_000_000)] | None = None
     keep_alive_minutes: Minutes | None = None
+    hostnames: list[NonEmpty] = Field(
+        default_factory=list, description="the cloud's service hostnames, as GOCDB lists them"
+    )
 
     _settings: BaseModel | None = PrivateAttr(default=None)
 
@@ -164,6 +170,26 @@ class PolicyConfig(_Strict):
     max_lifetime_hours: Hours = 0
     drain_deadline_minutes: Minutes = 0
     vm_token_hours: Annotated[int, _int_between(1, YEAR_HOURS)] = 48
+    fair_share: Literal["equal", "htcondor", "off"] = Field(
+        default="equal", description="how new VMs are split among owners when the clouds cannot serve all"
+    )
+    # a declared outage's scope boots nothing, and its VMs drain, this long before it starts
+    downtime_drain_ahead_minutes: Minutes = 60
+
+
+class AccountingConfig(_Strict):
+    """The usage ledger and the APEL records made from it (docs/accounting.md)."""
+
+    ledger: bool = Field(default=True, strict=True, description="keep STATE_DIR/ledger.sqlite each cycle")
+    site_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$",
+        description="GOCDB site name; enables APEL",
+    )
+    benchmark_type: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    fqan: str | None = Field(
+        default=None, pattern=r"^/[A-Za-z0-9_./=-]{1,254}$", description="VOMS FQAN all usage is charged to"
+    )
 
 
 class Config(_Strict):
@@ -173,6 +199,7 @@ class Config(_Strict):
     vm_types: dict[Name, VMTypeConfig] = Field(default_factory=dict)
     clouds: dict[Name, CloudConfig] = Field(default_factory=dict)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
     state_dir: FilePath = Path("/var/lib/csctl")
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ DEFAULT_CONFIG = "/etc/csctl/csctl.toml"
 
 # name -> module under csctl.cli; each module defines a click command named `command`.
 SUBCOMMANDS = {
+    "accounting": "accounting",
     "boot": "boot",
     "config": "config_cmd",
     "delegate-proxy": "delegate_proxy",
@@ -30,6 +31,7 @@ SUBCOMMANDS = {
 # without importing them (delegate-proxy alone pulls in cryptography); pip's command
 # table does the same. tests/cli/test_help.py keeps it equal to the commands' own help.
 SUMMARIES = {
+    "accounting": "Account for what csctl's VMs did: APEL cloud records and a usage report.",
     "boot": "Boot VMs for the idle jobs: one request per cloud and VM type, clouds in parallel.",
     "config": "Inspect csctl's configuration file.",
     "delegate-proxy": "Make an RFC 3820 proxy certificate, as grid-proxy-init does, or delegate one.",

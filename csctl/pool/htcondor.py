@@ -8,13 +8,14 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from csctl.config import PoolConfig
 from csctl.errors import PoolUnreachable
-from csctl.model import DrainTarget, JobGroup, QueueSnapshot, StartdSlot
+from csctl.model import DrainTarget, FinishedJob, JobGroup, JobHistory, QueueSnapshot, StartdSlot
 from csctl.plan import attributes as A
 from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
 from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
@@ -45,6 +46,7 @@ SLOT_PROJECTION = [
     "EnteredCurrentState",
     "NumDynamicSlotsTime",
     "LastDrainStartTime",
+    "MaxJobRetirementTime",
     A.CSCTL_IMAGE_TEST,
     A.CSCTL_KEEP_ALIVE,
     A.CSCTL_ID,
@@ -52,6 +54,15 @@ SLOT_PROJECTION = [
     A.CSCTL_CLOUD,
     A.CSCTL_POOL,
 ]
+
+
+# what the ledger reads of a finished job (RemoteWallClockTime covers all its runs; the
+# machine attribute names the VM it last ran on, where all of it is counted)
+HISTORY_PROJECTION = [
+    "GlobalJobId", "ClusterId", "ProcId", "Owner", "AcctGroup", "RequestCpus", "CpusProvisioned",
+    "RemoteWallClockTime", "RemoteUserCpu", "RemoteSysCpu", "CompletionDate", "EnteredCurrentStatus",
+    RUNNING_ON,
+]  # fmt: skip
 
 
 def bindings() -> Any:
@@ -179,6 +190,36 @@ class HTCondorPool:
         except self.htcondor.HTCondorException as exc:
             return name, str(exc)
 
+    def job_history(self, marks: Mapping[str, str]) -> JobHistory:
+        """Jobs that ran on csctl VMs and left each schedd's queue after its mark (the
+        newest job a previous read returned), newest first: one projected history query
+        per schedd, schedds asked at once."""
+        history = JobHistory(marks=dict(marks))
+        schedd_ads = self.schedd_ads()
+        workers = max(1, min(MAX_SCHEDD_QUERIES, len(schedd_ads)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-history") as executor:
+            answers = list(executor.map(lambda ad: self._history(ad, marks), schedd_ads))
+        for name, answer in answers:
+            if isinstance(answer, str):
+                history.errors.append(f"schedd {name}: job history: {answer}")
+            elif answer:
+                history.marks[name] = f"{answer[0]['ClusterId']}.{answer[0]['ProcId']}"
+                history.jobs += [job for job in map(lambda ad: finished_job(name, ad), answer) if job]
+        return history
+
+    def _history(self, ad: Any, marks: Mapping[str, str]) -> tuple[str, list[Any] | str]:
+        name = str(ad.get("Name", "?"))
+        since = marks.get(name)
+        try:
+            ads = self.htcondor.Schedd(ad).history(
+                f"{RUNNING_ON} =!= undefined", HISTORY_PROJECTION, since=since
+            )
+            return name, [
+                a for a in ads if isinstance(a.get("ClusterId"), int) and isinstance(a.get("ProcId"), int)
+            ]
+        except self.htcondor.HTCondorException as exc:
+            return name, str(exc)
+
     def csctl_slots(self) -> list[StartdSlot]:
         """Slot ads of this pool's csctl VMs."""
         constraint = f'{A.CSCTL_POOL} == "{self.config.name}" && {A.CSCTL_ID} =!= undefined'
@@ -215,6 +256,55 @@ class HTCondorPool:
                     results[target.csctl_id] = f"drain refused or unreachable: {exc}"
         return results
 
+    def advertise(self, ads: Sequence[Mapping[str, Any]]) -> None:
+        """Put ``ads`` in the collector with UPDATE_AD_GENERIC (the collector's ALLOW_DAEMON,
+        or ALLOW_ADVERTISE_* of the type, must admit csctl's identity)."""
+        import classad2
+
+        try:
+            self.collector.advertise([classad2.ClassAd(dict(ad)) for ad in ads], "UPDATE_AD_GENERIC")
+        except self.htcondor.HTCondorException as exc:
+            raise PoolUnreachable(f"collector {self.config.collector} refused the ads: {exc}") from None
+
+    def invalidate(self, ad_type: str, names: Sequence[str]) -> None:
+        """Withdraw ads of ``ad_type`` by name with INVALIDATE_ADS_GENERIC."""
+        import classad2
+
+        wanted = " || ".join(f"Name == {classad2.quote(name)}" for name in names)
+        query = classad2.ClassAd({"MyType": "Query", "TargetType": ad_type})
+        query["Requirements"] = classad2.ExprTree(wanted or "false")
+        try:
+            self.collector.advertise([query], "INVALIDATE_ADS_GENERIC")
+        except self.htcondor.HTCondorException as exc:
+            raise PoolUnreachable(f"collector {self.config.collector} refused to withdraw: {exc}") from None
+
+
+def finished_job(schedd: str, ad: Any) -> FinishedJob | None:
+    """A history ad as the ledger records it; None when it lacks what accounting needs."""
+    ended = _number(ad.get("CompletionDate")) or _number(ad.get("EnteredCurrentStatus"))
+    csctl_id, job = ad.get(RUNNING_ON), ad.get("GlobalJobId")
+    if not ended or not isinstance(csctl_id, str) or not isinstance(job, str):
+        return None
+    group = ad.get("AcctGroup")
+    return FinishedJob(
+        job=job,
+        schedd=schedd,
+        csctl_id=csctl_id,
+        owner=str(ad.get("Owner", "")),
+        group=group if isinstance(group, str) else None,
+        cores=int(_number(ad.get("CpusProvisioned")) or _number(ad.get("RequestCpus")) or 1),
+        wall=int(_number(ad.get("RemoteWallClockTime"))),
+        cpu=_number(ad.get("RemoteUserCpu")) + _number(ad.get("RemoteSysCpu")),
+        ended=int(ended),
+    )
+
+
+def _number(value: Any) -> float:
+    """A non-negative finite number from an ad; 0 when absent, negative or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e15:
+        return 0.0
+    return float(value)
+
 
 def _sample_ids(job_ids: Any) -> list[str]:
     """``"135.0 ... 135.4"`` (the schedd's summary of a group's jobs) -> ids, at most five."""
@@ -245,6 +335,7 @@ def _slot(ad: Any) -> StartdSlot:
         dynamic_slots=int(ad.get("NumDynamicSlots", 0)),
         image_test=ad.get(A.CSCTL_IMAGE_TEST),
         keep_alive_minutes=_minutes(ad.get(A.CSCTL_KEEP_ALIVE)),
+        max_job_retirement_seconds=_minutes(ad.get("MaxJobRetirementTime")),
     )
 
 
