@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
 from csctl.config import parse_config
 from csctl.engine.accounting.ledger import LEDGER_FILE, open_ledger
 from csctl.engine.accounting.record import update_ledger
@@ -182,7 +181,7 @@ ledger, _ = open_ledger(Path(sys.argv[1]))
 n = 0
 while True:
     with ledger.transaction():
-        ledger.add_jobs(FinishedJob(f"s#{n + i}.0", "s", "a-1-0", "u", None, 1, 1, 1.0, 1) for i in range(2000))
+        ledger.add_jobs(FinishedJob(f"s#{n + i}", "s", "a-1-0", "u", None, 1, 1, 1.0, 1) for i in range(2000))
     n += 2000
     print(n, flush=True)
 """
