@@ -229,14 +229,16 @@ class Driver:
     def _with_spot_price(self, exc: CloudPriceError, request: BootRequest) -> CloudPriceError:
         """The price error with the instance type's current spot price (the lowest across
         zones, or the asked zone's), so the operator knows what bid would do."""
-        filters = [{"Name": "product-description", "Values": ["Linux/UNIX"]}]
+        params: dict[str, Any] = {
+            "InstanceTypes": [request.flavor],
+            "ProductDescriptions": ["Linux/UNIX"],
+            "StartTime": datetime.now(UTC),  # the current price per zone, not the history
+        }
         if request.zone is not None and not self.settings.subnets:
-            filters.append({"Name": "availability-zone", "Values": [request.zone]})
+            params["AvailabilityZone"] = request.zone
         try:
             with self._api("DescribeSpotPriceHistory"):
-                history = self.client.describe_spot_price_history(
-                    InstanceTypes=[request.flavor], StartTime=datetime.now(UTC), Filters=filters
-                ).get("SpotPriceHistory", [])
+                history = self.client.describe_spot_price_history(**params).get("SpotPriceHistory", [])
             price = min(float(h["SpotPrice"]) for h in history) if history else None
         except (CloudError, ValueError, KeyError):
             price = None  # the boot error stands without the price

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 USER_DATA_LIMIT = 16 * 1024  # bytes, before base64: EC2's documented cap
@@ -49,14 +49,18 @@ class Settings(BaseModel):
             raise PydanticCustomError("url", "expected an http:// or https:// URL")
         return value
 
-    @model_validator(mode="after")
-    def _one_placement(self) -> Settings:
-        given = [k for k in ("subnet_id", "subnets", "availability_zones") if getattr(self, k)]
-        if len(given) > 1:
-            # a subnet lies in one zone: naming both would contradict one another
-            both = " and ".join(given)
-            raise ValueError(f"give only one of subnet_id, subnets and availability_zones, not {both}")
-        return self
+    @field_validator("subnets", "availability_zones")
+    @classmethod
+    def _one_placement(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # a subnet lies in one zone: naming subnets and zones both would contradict
+        earlier = [k for k in ("subnet_id", "subnets") if k != info.field_name and info.data.get(k)]
+        if value and earlier:
+            raise PydanticCustomError(
+                "one_placement",
+                "{earlier} is set too: give only one of subnet_id, subnets and availability_zones",
+                {"earlier": earlier[0]},
+            )
+        return value
 
     @property
     def zones(self) -> tuple[str, ...]:
