@@ -70,7 +70,11 @@ def test_one_failing_cloud_does_not_stop_the_others_and_capacity_errors_halve(ec
     outcomes = {o.cloud: o for o in report.outcomes}
     assert len(outcomes["good"].started) == 3 and outcomes["good"].error is None
     # 4, then 2, then 1: three calls, then it gives up for this cycle
-    assert (outcomes["full"].calls, outcomes["full"].started, outcomes["full"].error_kind) == (3, [], "quota")
+    assert (outcomes["full"].calls, outcomes["full"].started, outcomes["full"].error_kind) == (
+        3,
+        [],
+        "capacity",
+    )
     assert (outcomes["broken"].calls, outcomes["broken"].error_kind) == (1, "bad-request")
     assert calls == {"good": 1, "full": 3, "broken": 1}
     assert report.partial and report.started == 3
@@ -95,7 +99,7 @@ def test_a_capacity_error_asks_again_for_half_as_many(ec2, setup):
     (outcome,) = execute_boot(plan(ec2, full=4), clouds, config, KEY, NOW, backoff).outcomes
     assert asked == [4, 2, 1]
     # one started; the error says why not the other three
-    assert (len(outcome.started), outcome.error_kind) == (1, "quota")
+    assert (len(outcome.started), outcome.error_kind) == (1, "capacity")
     assert outcome.error == "cloud full: RunInstances failed: InsufficientInstanceCapacity: injected"
 
 

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from csctl.clouds.base import joined_tag
-from csctl.clouds.ec2.errors import translated, unimplemented, unknown_instance_ids
+from csctl.clouds.ec2.errors import translated, unimplemented, unknown_image, unknown_instance_ids
 from csctl.clouds.ec2.instances import LIVE_STATES, to_instance
 from csctl.clouds.ec2.settings import USER_DATA_LIMIT, Settings
 from csctl.errors import CloudBadRequest, CloudError, CloudPriceError
@@ -220,9 +220,11 @@ class Driver:
                 try:
                     images = self.client.describe_images(ImageIds=[image]).get("Images", [])
                 except ClientError as exc:
-                    if not unimplemented(exc):
+                    # an EC2-compatible cloud without DescribeImages boots the image's own size;
+                    # an unknown image is RunInstances' to report, as for any boot
+                    if not (unimplemented(exc) or unknown_image(exc)):
                         raise
-                    images = []  # an EC2-compatible cloud without DescribeImages: its own size
+                    return None
             self._root_devices[image] = _ebs_root(images[0]) if images else None
         return self._root_devices[image]
 

@@ -88,6 +88,11 @@ def unimplemented(exc: ClientError) -> bool:
     return _code(exc) in _UNIMPLEMENTED_CODES
 
 
+def unknown_image(exc: ClientError) -> bool:
+    """Whether EC2 says the image does not exist or its id is malformed."""
+    return _code(exc).startswith("InvalidAMIID.")
+
+
 def unknown_instance_ids(exc: ClientError, ids: Sequence[str]) -> list[str]:
     """The ids among ``ids`` that an InvalidInstanceID.NotFound error names."""
     if _code(exc) not in _NOT_FOUND_CODES:
