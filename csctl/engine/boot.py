@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO
 
@@ -21,7 +21,7 @@ from csctl.errors import CloudError, CloudQuotaError, CsctlError, InputError
 from csctl.model import TAG_BATCH, TAG_BOOTED, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Cloud, Instance
 from csctl.plan.backoff import Backoff, after_failure
 from csctl.plan.demand import Demand, demand_from_json
-from csctl.plan.images import LOOKUP_FAILED, image_urls, resolve_images
+from csctl.plan.images import LOOKUP_FAILED, image_urls, is_image_url, registration_problem, resolve_images
 from csctl.plan.placement import BootItem, BootPlan, plan_boot
 from csctl.plan.supply import snapshot_demand
 from csctl.plan.zones import UnavailableZones, zones_to_try
@@ -204,8 +204,14 @@ def execute_boot(
 
     def run(cloud_name: str) -> list[Outcome]:
         outcomes = []
+        registered: dict[str, str | None] = {}  # image URL -> its image: one look-up per call
         for item in by_cloud[cloud_name]:
-            outcome = _boot_item(config, clouds[cloud_name], item, key, now, backoff.zones)
+            found = _registered(clouds[cloud_name], item, registered)
+            if isinstance(found, Outcome):
+                outcome = found
+            else:
+                outcome = _boot_item(config, clouds[cloud_name], found, key, now, backoff.zones)
+                outcome.image = item.image  # backoff keys the image as the plan names it
             if on_outcome:
                 on_outcome(outcome)
             outcomes.append(outcome)
@@ -217,6 +223,28 @@ def execute_boot(
             outcomes += result
     _update_backoff(outcomes, backoff, now)
     return BootReport(outcomes)
+
+
+def _registered(cloud: Cloud, item: BootItem, registered: dict[str, str | None]) -> BootItem | Outcome:
+    """The item with its image URL (a VMLoc that ``boot`` did not resolve before planning,
+    as in ``run``) replaced by the image the cloud registered for it; an Outcome saying
+    how to register it when there is none, or why the cloud could not be asked."""
+    finder = getattr(cloud, "find_image", None)
+    if not is_image_url(item.image) or finder is None:
+        return item
+    outcome = Outcome(item.cloud, item.vm_type, item.count, image=item.image)
+    if item.image not in registered:
+        try:
+            registered[item.image] = finder(item.image)
+        except CloudError as exc:
+            outcome.error, outcome.error_kind = exc.message, _KINDS.get(type(exc).__name__, "backend")
+            return outcome
+    image = registered[item.image]
+    if image is None:
+        problem = registration_problem(item.image, [item.cloud])
+        outcome.error, outcome.error_kind = f"cloud {item.cloud}: {problem.message}", "bad-request"
+        return outcome
+    return replace(item, image=image)
 
 
 def _update_backoff(outcomes: list[Outcome], backoff: Backoff, now: datetime) -> None:

@@ -199,3 +199,42 @@ def test_demand_without_urls_asks_no_cloud(ec2, zoned):
     cloud.client.meta.events.register("before-send.ec2.*", lambda event_name, **_: calls.append(event_name))
     assert resolve_image_urls(demand, {"z": cloud}) == (demand, [])
     assert calls == []
+
+
+def register(ec2: Any, name: str, url: str | None = None) -> str:
+    client = ec2.client()
+    vm = client.run_instances(ImageId=ec2.image_id(), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image = str(client.create_image(InstanceId=vm, Name=name)["ImageId"])
+    if url:
+        client.create_tags(Resources=[image], Tags=[{"Key": TAG_SOURCE_URL, "Value": url}])
+    return image
+
+
+def test_a_plan_naming_a_url_boots_the_registered_image_looked_up_once(ec2, zoned):
+    config, cloud, _ = zoned
+    image = register(ec2, URL)
+    asked = Asked(cloud)
+    sent: list[str] = []
+    cloud.client.meta.events.register(
+        "before-send.ec2.*", lambda event_name, **_: sent.append(event_name.rsplit(".", 1)[1])
+    )
+    items = [BootItem("z", "t", 1, URL, "t3.micro"), BootItem("z", "t", 1, URL, "t3.micro", 0.5)]
+    report = execute_boot(BootPlan(items, []), {"z": cloud}, config, KEY, NOW, Backoff())
+    assert [(len(o.started), o.error, o.image) for o in report.outcomes] == [(1, None, URL)] * 2
+    assert len(asked.calls) == 2
+    assert {raw["ImageId"] for raw in ec2.client().describe_instances()["Reservations"][-1]["Instances"]} == {
+        image
+    }
+    assert sent.count("DescribeImages") == 2  # by name once; then the image's root device once
+
+
+def test_a_plan_naming_an_unregistered_url_says_how_to_register_and_backs_the_url_off(ec2, zoned):
+    config, cloud, _ = zoned
+    asked = Asked(cloud)
+    backoff = Backoff()
+    plan = BootPlan([BootItem("z", "t", 2, URL, "t3.micro")], [])
+    (outcome,) = execute_boot(plan, {"z": cloud}, config, KEY, NOW, backoff).outcomes
+    assert asked.calls == [] and outcome.error_kind == "bad-request"
+    assert outcome.error is not None
+    assert outcome.error.startswith(f"cloud z: no image registered for {URL} on cloud(s) z: upload it there")
+    assert set(backoff.active(NOW)) == {f"z/{URL}"}
