@@ -67,6 +67,12 @@ def _boot_time(ctx: click.Context, param: click.Parameter, value: str | None) ->
     metavar="KEY=VALUE[,VALUE...]",
     help="Override a configuration key (dotted); a comma list makes variants, replayed side by side.",
 )
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also draw idle jobs, running jobs and paid cores over time into this PNG (needs matplotlib).",
+)
 @json_option
 @pass_app
 def command(
@@ -78,6 +84,7 @@ def command(
     boot_time: tuple[float, float] | None,
     failure_rate: float,
     sets: tuple[str, ...],
+    plot_path: Path | None,
 ) -> None:
     """Replay a workload through csctl's own decisions, to tune policy before spending cloud money.
 
@@ -91,12 +98,13 @@ def command(
       csctl simulate --trace lublin_256.swf.gz
       csctl simulate --trace history.json --set vm_types.big.keep_alive_minutes=0,10,30
       csctl simulate --trace jobs.swf --set policy.max_new_vms_per_cycle=5,20 --json
+      csctl simulate --trace bursty.swf --set vm_types.std.keep_alive_minutes=0,30 --plot waits.png
     """
     from csctl.engine.simulate import simulate
     from csctl.engine.simulate.runner import DEFAULT_BOOT_TIME, Settings
 
     settings = Settings(seed, cycle, boot_time or DEFAULT_BOOT_TIME, failure_rate)
-    result = simulate(app.config, trace_path, settings, sets, fmt)
+    result = simulate(app.config, trace_path, settings, sets, fmt, plot_path)
     if app.console.json_output:
         app.console.print_json(result.as_json())
         return

@@ -74,3 +74,23 @@ def test_a_malformed_trace_names_its_line(csctl, files, tmp_path: Path):
     run = csctl("simulate", "--trace", str(bad), config=cfg)
     assert run.exit_code == 2
     assert run.stderr.strip() == f"error: {bad}:2: expected 18 fields, got 3"
+
+
+def test_plot_draws_the_png_beside_the_table(csctl, files, tmp_path: Path):
+    cfg, trace = files
+    out = tmp_path / "replay.png"
+    run = csctl("simulate", "--trace", str(trace), "--plot", str(out), config=cfg)
+    assert run.exit_code == 0, run.stderr
+    assert "utilisation" in run.stdout
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_plot_that_cannot_be_written_is_one_line(csctl, files, tmp_path: Path):
+    cfg, trace = files
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = csctl("simulate", "--trace", str(trace), "--plot", str(blocker / "x.png"), config=cfg)
+    assert run.exit_code == 2, run.stdout
+    assert run.stderr.splitlines()[0] == (
+        f"error: --plot: cannot write {blocker / 'x.png'}: {blocker} is not a directory"
+    )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from csctl.config import Config
+from csctl.engine.simulate.plot import check_plot, plot
 from csctl.engine.simulate.report import Report, outcome, report
 from csctl.engine.simulate.runner import Settings, replay
 from csctl.engine.simulate.traces import Trace, read_trace
@@ -23,12 +24,19 @@ def simulate(
     settings: Settings | None = None,
     sets: Sequence[str] = (),
     fmt: str | None = None,
+    plot_path: Path | None = None,
 ) -> Report:
     """Replay ``trace`` (or the trace file, in ``fmt`` or guessed) under ``config`` and
-    each variant ``sets`` makes of it (``KEY=V1,V2``), in the simulated world."""
+    each variant ``sets`` makes of it (``KEY=V1,V2``), in the simulated world; with
+    ``plot_path``, also draw the variants' timelines there (PNG)."""
     settings = settings or Settings()
     configs = variants(config, sets)  # every variant is checked before any replay
+    if plot_path is not None:
+        check_plot(len(configs), plot_path)
     if isinstance(trace, Path):
         trace = read_trace(trace, fmt)
-    outcomes = [outcome(label, chosen, replay(cfg, trace, settings)) for label, chosen, cfg in configs]
-    return report(trace, settings, outcomes, swept(sets))
+    runs = [(label, chosen, replay(cfg, trace, settings)) for label, chosen, cfg in configs]
+    result = report(trace, settings, [(outcome(*r), r[2]) for r in runs], swept(sets))
+    if plot_path is not None:
+        plot(result, plot_path)
+    return result

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from csctl.engine.simulate.runner import Run, Settings
+from csctl.engine.simulate.runner import Run, Sample, Settings
 from csctl.engine.simulate.traces import Trace
 from csctl.engine.simulate.variants import shown_value
 from csctl.plan.text import shown
@@ -67,10 +67,14 @@ class Report:
     variants: list[Outcome]
     swept: list[str] = field(default_factory=list)  # the keys whose values set variants apart
     schema: str = SCHEMA
+    # one sample per cycle and variant, for --plot; not part of the JSON document
+    timelines: list[list[Sample]] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         """The ``csctl.simulate/1`` document."""
-        return asdict(self)
+        document = asdict(self)
+        del document["timelines"]
+        return document
 
 
 def percentile(ordered: Sequence[int], q: float) -> int | None:
@@ -115,8 +119,8 @@ def outcome(label: str, settings: dict[str, Any], run: Run) -> Outcome:
     )
 
 
-def report(trace: Trace, settings: Settings, outcomes: list[Outcome], swept: list[str]) -> Report:
-    """The whole report of a trace's replays."""
+def report(trace: Trace, settings: Settings, runs: list[tuple[Outcome, Run]], swept: list[str]) -> Report:
+    """The whole report of a trace's replays: each variant's figures and its run."""
     mean, sd = settings.boot_time
     return Report(
         trace={
@@ -129,8 +133,9 @@ def report(trace: Trace, settings: Settings, outcomes: list[Outcome], swept: lis
         cycle_seconds=settings.cycle,
         boot_time={"mean": mean, "sd": sd},
         failure_rate=settings.failure_rate,
-        variants=outcomes,
+        variants=[o for o, _ in runs],
         swept=swept,
+        timelines=[run.timeline for _, run in runs],
     )
 
 

@@ -41,15 +41,28 @@ class Settings:
     failure_rate: float = 0.0
 
 
+@dataclass(frozen=True)
+class Sample:
+    """The world as one cycle saw it: seconds since the first submit, idle and running
+    jobs, and the cores of every VM paid for (booting ones included)."""
+
+    t: int
+    idle: int
+    running: int
+    cores: int
+
+
 @dataclass
 class Run:
-    """One replay: the world as it ended, the cycles run, the simulated span, and the jobs
-    that could have run but never started (the policy or the limits left them waiting)."""
+    """One replay: the world as it ended, the cycles run, the simulated span, the jobs
+    that could have run but never started (the policy or the limits left them waiting),
+    and one sample per cycle."""
 
     world: World
     cycles: int
     seconds: int
     stranded: int
+    timeline: list[Sample]
 
 
 def replay(config: Config, trace: Trace, settings: Settings) -> Run:
@@ -57,13 +70,15 @@ def replay(config: Config, trace: Trace, settings: Settings) -> Run:
     world = World(config, trace.jobs, random.Random(settings.seed), settings.boot_time, settings.failure_rate)
     backoff = Backoff()
     if not trace.jobs:
-        return Run(world, 0, 0, 0)
+        return Run(world, 0, 0, 0, [])
     start = trace.jobs[0].submit
     last = trace.jobs[-1].submit
     t, cycles = start, 0
+    timeline: list[Sample] = []
     while True:
         world.advance(t)
         booted = _cycle(world, config, backoff, t)
+        timeline.append(Sample(t - start, world.idle, world.running, world.cores))
         cycles += 1
         if not world.arrivals_left and not world.vms and (not world.busy or _stuck(booted, backoff, t)):
             break
@@ -73,7 +88,8 @@ def replay(config: Config, trace: Trace, settings: Settings) -> Run:
     for vm_id in list(world.vms):
         world.terminate(vm_id, t)
     stranded = sum(len(q) for q in world.queue.values())
-    return Run(world, cycles, t - start, stranded)
+    timeline.append(Sample(t - start, world.idle, world.running, world.cores))
+    return Run(world, cycles, t - start, stranded, timeline)
 
 
 def _stuck(booted: int, backoff: Backoff, t: int) -> bool:

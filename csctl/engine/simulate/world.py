@@ -113,6 +113,8 @@ class World:
         self._live: dict[str, int] = {}
         self._new_room: list[SimVM] = []
         self._new_jobs: set[int] = set()
+        # kept as things happen, so a cycle's sample for the plot costs nothing
+        self.idle = self.running = self.cores = 0
 
     # -- time ------------------------------------------------------------------------------
 
@@ -180,6 +182,7 @@ class World:
             return
         self.queue.setdefault(shape.index, deque()).append((number, job.submit, job.run))
         self._new_jobs.add(shape.index)
+        self.idle += 1
 
     def groups(self) -> list[JobGroup]:
         """The idle jobs as the planners see them: one group per shape, its ad shared."""
@@ -233,6 +236,8 @@ class World:
         vm.running += n
         vm.jobs_run += n
         vm.changed = t
+        self.idle -= n
+        self.running += n
 
     def _event(self, kind: int, vm_id: str, cpus_mem: int, disk: int, t: int) -> None:
         vm = self.vms.get(vm_id)
@@ -245,6 +250,7 @@ class World:
             vm.room.memory += cpus_mem & 0xFFFFFFFF
             vm.room.disk_kb += disk
             vm.running -= 1
+            self.running -= 1
             vm.changed = t
         self._new_room.append(vm)
 
@@ -324,6 +330,7 @@ class World:
             )
             self._push(t + int(delay), _JOIN, vm.csctl_id)
         self.stats.boots += item.count
+        self.cores += item.count * vm_type.cpus
         live = self._live[item.cloud] = self._live.get(item.cloud, 0) + item.count
         self.stats.peak_vms[item.cloud] = max(self.stats.peak_vms.get(item.cloud, 0), live)
         return True
@@ -344,3 +351,5 @@ class World:
         self.stats.core_seconds += seconds * self.config.vm_types[vm.vm_type].cpus
         self.stats.boots_unused += vm.jobs_run == 0
         self._live[vm.cloud] -= 1
+        self.cores -= self.config.vm_types[vm.vm_type].cpus
+        self.running -= vm.running
