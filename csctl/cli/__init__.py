@@ -20,11 +20,13 @@ SUBCOMMANDS = {
     "config": "config_cmd",
     "delegate-proxy": "delegate_proxy",
     "demand": "demand",
+    "downtime": "downtime",
     "image-test": "image_test",
     "join-check": "join_check",
     "retire": "retire",
     "run": "run",
     "simulate": "simulate",
+    "status": "status",
 }
 
 # The first sentence of each command's help, so that `csctl --help` lists the commands
@@ -36,6 +38,7 @@ SUMMARIES = {
     "config": "Inspect csctl's configuration file.",
     "delegate-proxy": "Make an RFC 3820 proxy certificate, as grid-proxy-init does, or delegate one.",
     "demand": "Show which VMs the idle jobs need, minus what is already booting or has room.",
+    "downtime": "Declare downtime: keep csctl off a cloud, an image, a VM type, or the whole service.",
     "image-test": "Test an image before production: boot one VM with csctl's real contextualization and "
     "follow it: requested, running in the cloud, joined the pool, probe job matched, probe job "
     "finished, drained, terminated.",
@@ -48,6 +51,8 @@ SUMMARIES = {
     "list call per cloud.",
     "simulate": "Replay a workload through csctl's own decisions, to tune policy before spending cloud "
     "money.",
+    "status": "Show the whole service at a glance: each cloud's VMs, quota, backoff and downtime, the "
+    "demand, and the last cycle.",
 }
 
 

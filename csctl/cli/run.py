@@ -73,6 +73,8 @@ def _show_result(app: Application, result: CycleResult) -> None:
         console.warn(warning)
     for reason in report.held:
         console.warn(f"nothing terminated or drained this cycle: {reason}")
+    for line in report.downtime:
+        console.warn(line)
     for error in report.errors:  # with -q only errors speak, so cron mails only then
         if console.verbosity < 0:
             console.error(error)
@@ -100,6 +102,8 @@ def _show_plan(app: Application, plan: CyclePlan) -> None:
         console.warn(line)
     for reason in plan.retire.held:
         console.warn(f"nothing would be terminated or drained: {reason}")
+    for line in plan.downtime:
+        console.warn(line)
     for vm_id in plan.terminate_failed_joins:
         console.result(f"would terminate {vm_id} (never joined or broken)")
     for i in plan.boot.items:

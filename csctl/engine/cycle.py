@@ -17,14 +17,18 @@ from pathlib import Path
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
 from csctl.engine.boot import BootReport, execute_boot
+from csctl.engine.downtime import in_effect, publish_to
 from csctl.engine.joincheck import FixReport, fix_failed_joins
 from csctl.engine.metrics import write_metrics
 from csctl.engine.retire import RetireReport, execute_retire
 from csctl.engine.services import Services
 from csctl.engine.state import keep_backoff, read_backoff, state_lock
+from csctl.engine.status import record_cycle
 from csctl.engine.view import look, settle
+from csctl.errors import CsctlError
 from csctl.model import Cloud, Pool
 from csctl.plan.backoff import Backoff
+from csctl.plan.downtime import keep_out, retire_for_downtimes
 from csctl.plan.placement import BootPlan, plan_boot
 from csctl.plan.retire import Action, RetirePlan, plan_retire
 from csctl.plan.supply import snapshot_demand
@@ -46,6 +50,7 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # why nothing was terminated or drained
+    downtime: list[str] = field(default_factory=list)  # what declared downtimes kept out or report
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     schema: str = SCHEMA
@@ -78,6 +83,8 @@ def run_cycle(
     clock = _Clock()
     view = look(config, pool, clouds, now)
     snapshot, joins = view.snapshot, view.joins
+    downtimes = in_effect(config, now)
+    view.hold += downtimes.effects.hold()  # a service outage: nothing terminated or drained
     clock.lap("snapshot")
     fixed = FixReport() if view.hold else fix_failed_joins(joins, clouds, config, backoff, now, key)
     gone = set(fixed.terminated)
@@ -85,13 +92,16 @@ def run_cycle(
     clock.lap("join-check")
     demand = snapshot_demand(snapshot, config)
     clock.lap("demand")
-    plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
+    allowed, kept_out = keep_out(demand, config, downtimes.effects)
+    plan = plan_boot(allowed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
     booted = execute_boot(plan, clouds, config, key, now, backoff)
     clock.lap("boot")
     retire_plan = plan_retire(joins, demand, config, now, hold=view.hold)
+    retire_plan = retire_for_downtimes(retire_plan, joins, downtimes.downtimes, config, now)
     retired = execute_retire(retire_plan, joins, pool, clouds, config, key, now)
     clock.lap("retire")
     settled = settle(view, clouds, config, now)
+    settled += publish_to(pool, config, downtimes.downtimes, now, [])
 
     report = CycleReport(
         idle_jobs=demand.idle_jobs,
@@ -104,8 +114,9 @@ def run_cycle(
         + fixed.errors
         + [o.error for o in booted.outcomes if o.error]
         + retired.errors,
-        warnings=view.warnings + settled,
+        warnings=downtimes.warnings + view.warnings + settled,
         held=list(view.hold),
+        downtime=kept_out + downtimes.effects.warnings,
     )
     for vm in joins.vms:
         if vm.csctl_id not in gone and vm.csctl_id not in retired.terminated:
@@ -140,6 +151,7 @@ class CyclePlan:
     retire: RetirePlan
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    downtime: list[str] = field(default_factory=list)  # what declared downtimes keep out or report
 
     @property
     def partial(self) -> bool:
@@ -161,19 +173,25 @@ def plan_cycle(
     """Everything a cycle would decide on one snapshot, without acting."""
     view = look(config, pool, clouds, now)
     snapshot, joins = view.snapshot, view.joins
+    downtimes = in_effect(config, now)
+    view.hold += downtimes.effects.hold()
     failed = set() if view.hold else {vm.csctl_id for vm in joins.failed()}
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in failed]
     demand = snapshot_demand(snapshot, config)
     skipped = backoff.active(now)
-    boot_plan = plan_boot(demand, snapshot.instances, config, skipped, now, snapshot.failed_clouds)
+    allowed, kept_out = keep_out(demand, config, downtimes.effects)
+    boot_plan = plan_boot(allowed, snapshot.instances, config, skipped, now, snapshot.failed_clouds)
     return CyclePlan(
         idle_jobs=demand.idle_jobs,
         unservable_jobs=sum(r.jobs for r in demand.rejected),
         terminate_failed_joins=sorted(failed),
         boot=boot_plan,
-        retire=plan_retire(joins, demand, config, now, hold=view.hold),
+        retire=retire_for_downtimes(
+            plan_retire(joins, demand, config, now, hold=view.hold), joins, downtimes.downtimes, config, now
+        ),
         errors=list(snapshot.errors),
-        warnings=view.warnings,
+        warnings=downtimes.warnings + view.warnings,
+        downtime=kept_out + downtimes.effects.warnings,
     )
 
 
@@ -198,7 +216,13 @@ def run(services: Services, metrics_file: Path | None = None) -> CycleResult:
     key = services.signing_key("boot and command VMs")
     with state_lock(services.state_dir, "run"):
         backoff, warnings = read_backoff(services.state_dir, now)
-        report, fixed, booted, retired = run_cycle(config, services.pool, services.clouds, key, backoff, now)
+        try:
+            report, fixed, booted, retired = run_cycle(
+                config, services.pool, services.clouds, key, backoff, now
+            )
+        except CsctlError as exc:
+            record_cycle(services.state_dir, now, None, exc.message)  # status shows why it stopped
+            raise
         report.warnings = services.cloud_warnings + warnings + report.warnings
         report.warnings += keep_backoff(services.state_dir, backoff)
         if metrics_file is not None:
@@ -206,6 +230,7 @@ def run(services: Services, metrics_file: Path | None = None) -> CycleResult:
                 write_metrics(metrics_file, report, now)
             except OSError as exc:
                 report.warnings.append(f"{metrics_file}: metrics not written ({exc.strerror or exc})")
+        report.warnings += record_cycle(services.state_dir, now, report)
     return CycleResult(report, fixed, booted, retired)
 
 
