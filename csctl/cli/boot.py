@@ -28,9 +28,12 @@ def command(app: Application, dry_run: bool, demand_file: IO[str] | None) -> Non
     """Boot VMs for the idle jobs: one request per cloud and VM type, clouds in parallel.
 
     The plan honours TargetClouds, each type's image and flavor per cloud, each
-    cloud's limits (counting VMs already there), cloud priority, failure backoff and
-    policy.max_new_vms_per_cycle. A cloud that fails does not stop the others
-    (exit 4); quota errors make csctl ask that cloud for fewer.
+    cloud's limits (counting VMs already there) and the quota its API reports, cloud
+    priority, failure backoff and policy.max_new_vms_per_cycle. When not all fits, the
+    new VMs are split among owners (or accounting groups) by policy.fair_share; the
+    dry run shows what each owner gets and why. A cloud that fails, or cannot be
+    listed, does not stop the others (exit 4, also for --dry-run); quota errors make
+    csctl ask that cloud for fewer.
 
     \b
     Examples:
@@ -46,7 +49,7 @@ def command(app: Application, dry_run: bool, demand_file: IO[str] | None) -> Non
         _show_plan(app, result.plan)
     else:
         _show_report(app, result.plan, result.report)
-    if result.partial and not dry_run:
+    if result.partial:  # a dry run that could not see every cloud says so, as a boot would
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
@@ -61,7 +64,17 @@ def _show_plan(app: Application, plan: BootPlan) -> None:
         app.console.table("boot plan", ["cloud", "VM type", "VMs", "image", "flavor", "spot bid"], rows)
     for u in plan.unplaced:
         app.console.result(f"not booted: {u.count} {u.vm_type}: {u.reason}")
+    _show_owners(app, plan)
     app.console.result(f"{plan.total} VMs would be booted")
+
+
+def _show_owners(app: Application, plan: BootPlan) -> None:
+    from csctl.plan.text import shown  # owner names come from the jobs
+
+    rows = [(shown(o.owner), o.needed, o.granted, shown(o.why, 300)) for o in plan.owners]
+    if rows:
+        title = f"fair share ({plan.fair_share})"
+        app.console.table(title, ["owner", "needs", "gets", "why"], rows)
 
 
 def _show_report(app: Application, plan: BootPlan, report: BootReport) -> None:
@@ -75,4 +88,5 @@ def _show_report(app: Application, plan: BootPlan, report: BootReport) -> None:
         app.console.table(None, ["cloud", "VM type", "asked", "started", "result"], rows)
     for u in plan.unplaced:
         app.console.result(f"not booted: {u.count} {u.vm_type}: {u.reason}")
+    _show_owners(app, plan)
     app.console.result(f"{report.started} VMs booted")

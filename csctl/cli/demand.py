@@ -50,7 +50,9 @@ def _render(app: Application, demand: Demand, explain: bool) -> None:
     if console.json_output:
         from dataclasses import asdict
 
-        console.print_json({**asdict(demand), "vms_needed": demand.vms_needed})
+        console.print_json(
+            {**asdict(demand), "vms_needed": demand.vms_needed, "need_by_owner": demand.need_by_owner}
+        )
         return
     from csctl.plan.text import shown  # every value from a job passes through it
 
@@ -71,6 +73,9 @@ def _render(app: Application, demand: Demand, explain: bool) -> None:
     columns = ["VM type", "clouds", "idle jobs", "on existing", "booting", "with room", "needed"]
     if rows:
         console.table(None, columns, rows)
+    owners = [(shown(owner), vms) for owner, vms in demand.need_by_owner.items()]
+    if len(owners) > 1:  # one owner needs it all: the table above says so already
+        console.table("new VMs by owner", ["owner", "needed"], owners)
     served = demand.idle_jobs - sum(r.jobs for r in demand.rejected)
     console.result(f"{demand.idle_jobs} idle jobs: {served} servable, {demand.vms_needed} new VMs needed")
     rejected = sum(r.jobs for r in demand.rejected)

@@ -323,8 +323,18 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
         )
         backoff, warnings = read_backoff(services.state_dir, now)
         warnings += image_warnings
-        plan = plan_boot(needed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
+        plan = plan_boot(
+            needed,
+            snapshot.instances,
+            config,
+            backoff.active(now),
+            now,
+            snapshot.cloud_errors,
+            quotas=snapshot.quotas,
+            priorities=snapshot.priorities,
+        )
         result = BootResult(plan, errors=list(snapshot.errors), warnings=snapshot.warnings + warnings)
+        result.warnings += plan.notes
         if key is not None:
             result.report = execute_boot(plan, services.clouds, config, key, now, backoff)
             result.warnings += keep_backoff(services.state_dir, backoff)

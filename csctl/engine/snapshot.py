@@ -1,7 +1,8 @@
 """One look at the world: the pool's idle jobs and slots, and every cloud's instances.
 
 Each command rebuilds this from scratch (csctl keeps no database): one schedd query
-per schedd, one collector query, one list call per cloud. All of them are asked at
+per schedd, one collector query, one list call and one quota call per cloud (and the
+negotiator's user priorities under ``fair_share = "htcondor"``). All of them are asked at
 once, each in its own thread (the htcondor bindings and the cloud SDKs wait on the
 network without holding the GIL), so a snapshot takes as long as its slowest answer.
 """
@@ -12,8 +13,8 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from csctl.config import Config
-from csctl.errors import CloudError
-from csctl.model import Cloud, Instance, Pool, QueueSnapshot, Snapshot, StartdSlot
+from csctl.errors import CloudError, CsctlError
+from csctl.model import Accountant, Cloud, Instance, Pool, QueueSnapshot, Quota, Snapshot, StartdSlot
 from csctl.plan.identity import screen
 
 # Threads of one snapshot: the pool's three queries and one per cloud, up to this many
@@ -25,6 +26,23 @@ def _listing(cloud: Cloud, pool_name: str) -> list[Instance] | str:
     try:
         return cloud.list_instances(pool_name)
     except CloudError as exc:
+        return exc.message
+
+
+def _quota(cloud: Cloud) -> Quota:
+    """The cloud's quota, or one whose ``error`` says why it is unknown."""
+    try:
+        return cloud.quota()
+    except CloudError as exc:
+        return Quota(error=exc.message)
+    except Exception as exc:  # noqa: BLE001 - a driver's own bug in quota() never stops a boot
+        return Quota(error=f"{type(exc).__name__}: {exc}")
+
+
+def _priorities(pool: Accountant) -> dict[str, float] | str:
+    try:
+        return pool.user_priorities()
+    except CsctlError as exc:
         return exc.message
 
 
@@ -56,7 +74,7 @@ def take_snapshot(
     in ``errors``. PoolUnreachable from the pool is raised once every query has ended,
     the idle jobs' before the slots'.
     """
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(clouds) + 3))) as executor:
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, 2 * len(clouds) + 4))) as executor:
         queue: Future[QueueSnapshot] | None = None
         slots: Future[list[StartdSlot]] | None = None
         running: Future[tuple[dict[str, list[str]], list[str]]] | None = None
@@ -66,6 +84,9 @@ def take_snapshot(
             running = executor.submit(pool.running_jobs)
         name = config.pool.name
         listings = {cloud: executor.submit(_listing, clouds[cloud], name) for cloud in clouds}
+        quotas = {cloud: executor.submit(_quota, clouds[cloud]) for cloud in clouds}
+        fair = config.policy.fair_share == "htcondor" and isinstance(pool, Accountant)
+        priorities = executor.submit(_priorities, pool) if fair and jobs else None  # type: ignore[arg-type]
     snapshot = Snapshot()
     if queue is not None:
         idle = queue.result()
@@ -81,4 +102,12 @@ def take_snapshot(
     snapshot.instances, snapshot.slots, snapshot.warnings = screen(instances, snapshot.slots)
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)
+    snapshot.cloud_errors = cloud_errors
+    snapshot.quotas = {cloud: future.result() for cloud, future in quotas.items()}
+    if priorities is not None:
+        answer = priorities.result()
+        if isinstance(answer, str):  # fair share falls back to equal shares, and says so
+            snapshot.warnings.append(f"user priorities unknown ({answer}): equal shares this cycle")
+        else:
+            snapshot.priorities = answer
     return snapshot

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from csctl.config import Config
 from csctl.model import JobGroup, JobProblem, SupplyVM
 from csctl.plan import guard
+from csctl.plan.fairshare import apportion
 from csctl.plan.jobs import NEEDS_ATTRS, JobNeeds, read_needs
 from csctl.plan.matching import (
     KB_PER_GB,
@@ -26,6 +27,7 @@ from csctl.plan.matching import (
 from csctl.plan.text import shown
 
 SCHEMA = "csctl.demand/1"
+_T = TypeVar("_T")
 OPEN_WINDOW = 8  # partly filled new VMs first-fit searches (older ones are nearly full)
 MAX_REASON = 300  # a reason names attributes and values; values inside are cut shorter
 
@@ -47,6 +49,8 @@ class VMRequirement:
     keep_alive_minutes: int | None = None
     high_priority: bool = False
     owners: list[str] = field(default_factory=list)
+    # owner, or accounting group where the jobs carry AcctGroup -> its part of vms_needed
+    need_by_owner: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +76,15 @@ class Demand:
     @property
     def vms_needed(self) -> int:
         return sum(r.vms_needed for r in self.requirements)
+
+    @property
+    def need_by_owner(self) -> dict[str, int]:
+        """New VMs per owner (or accounting group), over every requirement."""
+        total: dict[str, int] = {}
+        for req in self.requirements:
+            for owner, n in req.need_by_owner.items():
+                total[owner] = total.get(owner, 0) + n
+        return dict(sorted(total.items()))
 
 
 # -- packing -----------------------------------------------------------------------------
@@ -169,6 +182,7 @@ class _Served:
     candidate: Candidate
     count: int
     owner: str
+    share_key: str  # AcctGroup where the job carries one, else the owner
 
 
 @dataclass
@@ -182,6 +196,8 @@ class _Need:
     keep_alive: int = 0
     high_priority: bool = False
     owners: set[str] = field(default_factory=set)
+    # share key -> VMs' worth its jobs fill (each job's largest fraction of a VM)
+    load: dict[str, float] = field(default_factory=dict)
 
     def add(self, s: _Served) -> None:
         slot = job_slot(s.needs, self.vm)
@@ -190,6 +206,8 @@ class _Need:
         self.keep_alive = max(self.keep_alive, s.needs.keep_alive_minutes or 0)
         self.high_priority = self.high_priority or s.needs.high_priority
         self.owners.add(s.owner)
+        part = max(slot[0] / self.vm[0], slot[1] / (self.vm[1] or 1), slot[2] / (self.vm[2] or 1))
+        self.load[s.share_key] = self.load.get(s.share_key, 0.0) + s.count * part
 
 
 def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -219,6 +237,15 @@ def _owner(group: JobGroup) -> str:
     except Exception:  # noqa: BLE001 - an Owner the library cannot hand over is still a job
         owner = None
     return _shown_owner(owner) if isinstance(owner, str) else "?"
+
+
+def _share_key(group: JobGroup, owner: str) -> str:
+    """Whom fair share counts a job against: its accounting group, else its owner."""
+    try:
+        acct = group.ad.get("AcctGroup") if group.ad is not None else None
+    except Exception:  # noqa: BLE001 - an attribute the library cannot hand over is no group
+        acct = None
+    return _shown_owner(acct) if isinstance(acct, str) and acct else owner
 
 
 @functools.lru_cache(maxsize=1024)
@@ -261,7 +288,8 @@ def _classify_one(
     choice = matcher.choose(group.ad, needs)
     if isinstance(choice, Unservable):
         return choice
-    return _Served(needs, choice, group.count, _owner(group))
+    owner = _owner(group)
+    return _Served(needs, choice, group.count, owner, _share_key(group, owner))
 
 
 def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
@@ -327,7 +355,20 @@ def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
         keep_alive_minutes=need.keep_alive or None,
         high_priority=need.high_priority,
         owners=sorted(need.owners),
+        need_by_owner=apportion(new_vms, need.load),
     )
+
+
+def need_by_owner(req: VMRequirement) -> dict[str, int]:
+    """The requirement's new VMs per owner. A demand file written before owners were kept
+    (or edited by hand) has no parts, or parts that do not add up: those VMs go to one
+    unnamed owner, or are split again in proportion to the parts given."""
+    parts = {k: v for k, v in req.need_by_owner.items() if isinstance(v, int) and v > 0}
+    if sum(parts.values()) == req.vms_needed:
+        return parts
+    if not parts:
+        return {"": req.vms_needed} if req.vms_needed > 0 else {}
+    return apportion(req.vms_needed, {k: float(v) for k, v in parts.items()})
 
 
 def demand_from_json(data: Any) -> Demand:
@@ -336,8 +377,20 @@ def demand_from_json(data: Any) -> Demand:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"expected csctl demand --json output (schema {SCHEMA}), got {found!r}")
     try:
-        requirements = [VMRequirement(**r) for r in data["requirements"]]
-        rejected = [Rejected(**r) for r in data.get("rejected", [])]
+        requirements = [_known(VMRequirement, r) for r in data["requirements"]]
+        rejected = [_known(Rejected, r) for r in data.get("rejected", [])]
         return Demand(requirements, rejected, int(data["idle_jobs"]), warnings=list(data.get("warnings", [])))
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed demand: {exc}") from None
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _known(cls: type[_T], data: dict[str, Any]) -> _T:
+    """``cls(**data)`` less the fields ``cls`` does not know: csctl.demand/1 grows by new
+    fields, and a reader ignores those it does not know (the schema's promise)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from csctl.config import CloudConfig, Config
-from csctl.model import Instance, VMState
-from csctl.plan.demand import Demand, VMRequirement
+from csctl.model import Instance, Quota, VMState
+from csctl.plan import fairshare
+from csctl.plan.demand import Demand, VMRequirement, need_by_owner
 
 SCHEMA = "csctl.bootplan/1"
 
@@ -24,6 +25,7 @@ class BootItem:
     flavor: str | None
     max_price: float | None = None
     keep_alive_minutes: int | None = None  # the jobs' VMKeepAlive, the largest asked
+    owners: dict[str, int] = field(default_factory=dict)  # owner (or accounting group) -> VMs
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,31 @@ class Unplaced:
     vm_type: str
     count: int
     reason: str
+    owners: dict[str, int] = field(default_factory=dict)  # owner -> VMs left out
+
+
+@dataclass(frozen=True)
+class OwnerShare:
+    """What one owner (or accounting group) asked, what it gets, and why."""
+
+    owner: str
+    needed: int
+    granted: int
+    weight: float
+    why: str
 
 
 @dataclass
 class BootPlan:
-    """What ``boot`` will ask of each cloud; ``--dry-run`` prints exactly this."""
+    """What ``boot`` will ask of each cloud; ``--dry-run`` prints exactly this.
+    ``notes`` say where the plan knew less than usual (a quota it could not read)."""
 
     items: list[BootItem]
     unplaced: list[Unplaced]
     schema: str = SCHEMA
+    fair_share: str = "equal"
+    owners: list[OwnerShare] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -57,24 +75,38 @@ class _Pending:
 
     count: int = 0
     keep_alive: int | None = None
+    owners: dict[str, int] = field(default_factory=dict)
+
+
+def _fits(pairs: Iterable[tuple[int | None, int]]) -> int:
+    counts = [left // need for left, need in pairs if left is not None]
+    return max(0, min(counts)) if counts else 1 << 30
 
 
 @dataclass
 class _Room:
-    """What is left of one cloud's limits (None: unlimited)."""
+    """What is left of one cloud's limits (None: unlimited) and of the quota its API
+    reported this cycle (``quota`` None: none reported)."""
 
     vms: int | None
     cores: int | None
     memory: int | None
     storage: int | None
+    quota: Quota | None = None
+    quota_error: str | None = None  # the quota call failed: configured limits only
+    unlisted: str | None = None  # the list call failed: usage unknown, nothing is booted
 
     def fits(self, cpus: int, memory: int, disk: int) -> int:
-        counts = [
-            left // need
-            for left, need in ((self.vms, 1), (self.cores, cpus), (self.memory, memory), (self.storage, disk))
-            if left is not None
-        ]
-        return max(0, min(counts)) if counts else 1 << 30
+        if self.unlisted is not None:
+            return 0
+        return min(self._limits_fit(cpus, memory, disk), self._quota_fits(cpus, memory))
+
+    def _limits_fit(self, cpus: int, memory: int, disk: int) -> int:
+        return _fits(((self.vms, 1), (self.cores, cpus), (self.memory, memory), (self.storage, disk)))
+
+    def _quota_fits(self, cpus: int, memory: int) -> int:
+        q = self.quota
+        return 1 << 30 if q is None else _fits(((q.instances, 1), (q.cores, cpus), (q.memory_mb, memory)))
 
     def take(self, n: int, cpus: int, memory: int, disk: int) -> None:
         if self.vms is not None:
@@ -85,6 +117,26 @@ class _Room:
             self.memory -= n * memory
         if self.storage is not None:
             self.storage -= n * disk
+        q = self.quota
+        if q is not None:
+            self.quota = Quota(
+                None if q.instances is None else q.instances - n,
+                None if q.cores is None else q.cores - n * cpus,
+                None if q.memory_mb is None else q.memory_mb - n * memory,
+            )
+
+    def full(self, cloud: str, cpus: int, memory: int, disk: int) -> str:
+        """Why no further VM of this size fits: the plan says which bound holds."""
+        if self.unlisted is not None:
+            return f"{cloud} could not be listed ({self.unlisted}): its usage is unknown"
+        q = self.quota
+        if q is not None and self._quota_fits(cpus, memory) < self._limits_fit(cpus, memory, disk):
+            bounds = ((q.instances, "VMs"), (q.cores, "cores"), (q.memory_mb, "MB"))
+            left = ", ".join(f"{max(0, v)} {unit}" for v, unit in bounds if v is not None)
+            return f"{cloud}'s quota is used up (left: {left})"
+        if self.quota_error is not None:
+            return f"{cloud} is at its limits (quota unknown: {self.quota_error}; configured limits only)"
+        return f"{cloud} is at its limits"
 
 
 def _used(config: Config, instances: Iterable[Instance]) -> dict[str, tuple[int, int, int, int]]:
@@ -103,16 +155,22 @@ def _used(config: Config, instances: Iterable[Instance]) -> dict[str, tuple[int,
     return {cloud: (t[0], t[1], t[2], t[3]) for cloud, t in used.items()}
 
 
-def _room(cloud: CloudConfig, used: tuple[int, int, int, int]) -> _Room:
+def _room(cloud: CloudConfig, used: tuple[int, int, int, int], quota: Quota | None) -> _Room:
     def left(limit: int | None, taken: int) -> int | None:
         return None if limit is None else max(0, limit - taken)
 
-    return _Room(
+    room = _Room(
         left(cloud.max_vms, used[0]),
         left(cloud.max_cores, used[1]),
         left(cloud.max_memory, used[2]),
         left(cloud.max_storage, used[3]),
     )
+    if quota is not None and quota.error is not None:
+        room.quota_error = quota.error
+    elif quota is not None and quota != Quota():
+        # the quota counts every server of the project, csctl's included: it is room already
+        room.quota = quota
+    return room
 
 
 def plan_boot(
@@ -121,86 +179,187 @@ def plan_boot(
     config: Config,
     backed_off: Mapping[str, datetime] | None = None,
     now: datetime | None = None,
-    unlisted: Iterable[str] = (),
+    unlisted: Iterable[str] | Mapping[str, str] = (),
+    quotas: Mapping[str, Quota] | None = None,
+    priorities: Mapping[str, float] | None = None,
 ) -> BootPlan:
-    """Place the VMs ``demand`` needs on clouds, within limits, highest priority cloud first.
+    """Place the VMs ``demand`` needs on clouds, within limits, highest priority cloud first,
+    split among owners by ``policy.fair_share`` when not all of it fits.
 
     ``backed_off`` maps a cloud name, or ``"cloud/image"``, to the time until which
     it must not be asked (failure backoff); ``now`` is compared against it.
-    Never plans more than a cloud's limits (counting its live instances) or more than
-    ``policy.max_new_vms_per_cycle`` in all. Clouds in ``unlisted`` could not be listed
-    this cycle: their usage is unknown, so nothing is booted there.
+    Never plans more than a cloud's limits (counting its live instances), more than the
+    ``quotas`` its API reported this cycle (a Quota with ``error`` set: unknown, so the
+    configured limits alone), or more than ``policy.max_new_vms_per_cycle`` in all.
+    Clouds in ``unlisted`` (a mapping: with the list call's error) could not be listed
+    this cycle: their usage is unknown, so nothing is booted there. ``priorities`` are the
+    negotiator's effective user priorities, for ``fair_share = "htcondor"``.
     """
-    backed_off = dict(backed_off or {})
-    used = _used(config, instances)
-    rooms = {name: _room(c, used.get(name, (0, 0, 0, 0))) for name, c in config.clouds.items()}
-    for name in unlisted:
-        rooms[name] = _Room(0, None, None, None)
-    budget = config.policy.max_new_vms_per_cycle
-    items: dict[_ItemKey, _Pending] = {}
-    unplaced: list[Unplaced] = []
-    for req in demand.requirements:
-        want = req.vms_needed
-        if want == 0:
-            continue
-        capped = min(want, budget)
-        placed, why = _place(req, capped, rooms, config, backed_off, now, items)
-        budget -= placed
-        if placed < capped:
-            unplaced.append(Unplaced(req.vm_type, want - placed, why or "no cloud can take it"))
-        elif placed < want:
-            reason = f"policy.max_new_vms_per_cycle ({config.policy.max_new_vms_per_cycle}) reached"
-            unplaced.append(Unplaced(req.vm_type, want - placed, reason))
-    plan_items = [
-        BootItem(cloud, vm_type, p.count, image, flavor, price, p.keep_alive)
-        for (cloud, vm_type, image, flavor, price), p in items.items()
+    rooms = _rooms(config, instances, quotas or {}, unlisted)
+    requirements = [r for r in demand.requirements if r.vms_needed > 0]
+    placer = _Placer(requirements, rooms, config, dict(backed_off or {}), now)
+    asks = [
+        fairshare.Ask(owner, i, n, req.high_priority)
+        for i, req in enumerate(requirements)
+        for owner, n in need_by_owner(req).items()
     ]
-    return BootPlan(plan_items, unplaced)
+    policy = config.policy.fair_share
+    weights = fairshare.weights(policy, {a.owner for a in asks}, priorities)
+    granted = fairshare.allocate(asks, policy, placer.place, weights)
+    plan_items = [
+        BootItem(cloud, vm_type, p.count, image, flavor, price, p.keep_alive, p.owners)
+        for (cloud, vm_type, image, flavor, price), p in placer.items.items()
+    ]
+    plan = BootPlan(plan_items, placer.unplaced(asks, granted), fair_share=policy)
+    plan.owners = _shares(asks, granted, weights, placer.why, policy)
+    plan.notes = [
+        f"cloud {name}: quota unknown ({room.quota_error}); placed within its configured limits only"
+        for name, room in rooms.items()
+        if room.quota_error is not None
+    ]
+    return plan
 
 
-def _clouds_by_priority(req: VMRequirement, config: Config) -> list[str]:
-    order = {name: i for i, name in enumerate(config.clouds)}
-    clouds = [c for c in req.clouds if c in config.clouds and config.clouds[c].enabled]
-    return sorted(clouds, key=lambda c: (-config.clouds[c].priority, order[c]))
-
-
-def _place(
-    req: VMRequirement,
-    want: int,
-    rooms: dict[str, _Room],
+def _rooms(
     config: Config,
-    backed_off: Mapping[str, datetime],
-    now: datetime | None,
-    items: dict[_ItemKey, _Pending],
-) -> tuple[int, str | None]:
-    """Place up to ``want`` VMs of ``req``; return how many, and why not more."""
-    vm_type = config.vm_types[req.vm_type]
-    size = (vm_type.cpus, vm_type.memory, vm_type.disk)
-    placed, blocked = 0, []
-    for cloud in _clouds_by_priority(req, config):
-        image = req.images.get(cloud) or vm_type.images.get(cloud)
-        if image is None:
-            continue
-        until = _backoff_until(backed_off, cloud, image, now)
-        if until is not None:
-            blocked.append(f"{cloud} backed off until {until:%H:%M:%S}")
-            continue
-        n = min(want - placed, rooms[cloud].fits(*size))
-        if n <= 0:
-            blocked.append(f"{cloud} is at its limits")
-            continue
-        rooms[cloud].take(n, *size)
+    instances: Sequence[Instance],
+    quotas: Mapping[str, Quota],
+    unlisted: Iterable[str] | Mapping[str, str],
+) -> dict[str, _Room]:
+    used = _used(config, instances)
+    rooms = {
+        name: _room(c, used.get(name, (0, 0, 0, 0)), quotas.get(name)) for name, c in config.clouds.items()
+    }
+    errors = unlisted if isinstance(unlisted, Mapping) else dict.fromkeys(unlisted, "no answer")
+    for name, error in errors.items():
+        rooms.setdefault(name, _Room(None, None, None, None)).unlisted = error
+    return rooms
+
+
+def _shares(
+    asks: Sequence[fairshare.Ask],
+    granted: Mapping[tuple[str, int], int],
+    weights: Mapping[str, float],
+    why: Mapping[int, str],
+    policy: str,
+) -> list[OwnerShare]:
+    """Each named owner's need, grant and the reason it got less, for ``--dry-run``."""
+    needed: dict[str, int] = {}
+    short: dict[str, list[str]] = {}
+    for ask in asks:
+        if not ask.owner:
+            continue  # a demand file written before owners were kept
+        needed[ask.owner] = needed.get(ask.owner, 0) + ask.vms
+        if granted.get((ask.owner, ask.requirement), 0) < ask.vms:
+            reasons = short.setdefault(ask.owner, [])
+            if why[ask.requirement] not in reasons:
+                reasons.append(why[ask.requirement])
+    rule = {
+        "equal": f"equal share among {len(needed)} owner(s)",
+        "htcondor": "share by the negotiator's user priority",
+        "off": "first come, first served (policy.fair_share = off)",
+    }[policy]
+    got = dict.fromkeys(needed, 0)
+    for (owner, _), n in granted.items():
+        if owner:
+            got[owner] += n
+    shares = []
+    for owner in sorted(needed):
+        why_less = f"{rule}; " + "; ".join(short[owner]) if owner in short else "all it needs"
+        shares.append(
+            OwnerShare(owner, needed[owner], got[owner], round(weights.get(owner, 1.0), 6), why_less)
+        )
+    return shares
+
+
+class _Placer:
+    """Books VMs of the requirements on the clouds' rooms, as fair share asks."""
+
+    def __init__(
+        self,
+        requirements: Sequence[VMRequirement],
+        rooms: dict[str, _Room],
+        config: Config,
+        backed_off: Mapping[str, datetime],
+        now: datetime | None,
+    ) -> None:
+        self.requirements, self.rooms, self.config = requirements, rooms, config
+        self.backed_off, self.now = backed_off, now
+        self.budget = config.policy.max_new_vms_per_cycle
+        self.items: dict[_ItemKey, _Pending] = {}
+        self.placed = [0] * len(requirements)
+        self.why: dict[int, str] = {}  # requirement -> why the last booking came up short
+        order = {name: i for i, name in enumerate(config.clouds)}
+        self.clouds = [_clouds_by_priority(r, config, order) for r in requirements]
+
+    def place(self, index: int, owner: str, want: int) -> int:
+        """Book up to ``want`` VMs of requirement ``index`` for ``owner``; how many booked."""
+        capped = min(want, self.budget)
+        placed, why = self._book(index, owner, capped)
+        self.budget -= placed
+        self.placed[index] += placed
+        if placed < capped:
+            self.why[index] = why or "no cloud can take it"
+        elif placed < want:
+            cap = self.config.policy.max_new_vms_per_cycle
+            self.why[index] = f"policy.max_new_vms_per_cycle ({cap}) reached"
+        return placed
+
+    def unplaced(
+        self, asks: Sequence[fairshare.Ask], granted: Mapping[tuple[str, int], int]
+    ) -> list[Unplaced]:
+        """What each requirement still lacks, by owner, and why."""
+        left: dict[int, dict[str, int]] = {}
+        for ask in asks:
+            missing = ask.vms - granted.get((ask.owner, ask.requirement), 0)
+            if missing and ask.owner:
+                left.setdefault(ask.requirement, {})[ask.owner] = missing
+        return [
+            Unplaced(req.vm_type, req.vms_needed - self.placed[i], self.why[i], left.get(i, {}))
+            for i, req in enumerate(self.requirements)
+            if self.placed[i] < req.vms_needed
+        ]
+
+    def _book(self, index: int, owner: str, want: int) -> tuple[int, str | None]:
+        """Place up to ``want`` VMs of one requirement; return how many, and why not more."""
+        req = self.requirements[index]
+        vm_type = self.config.vm_types[req.vm_type]
+        size = (vm_type.cpus, vm_type.memory, vm_type.disk)
+        placed, blocked = 0, []
+        for cloud in self.clouds[index]:
+            image = req.images.get(cloud) or vm_type.images.get(cloud)
+            if image is None:
+                continue
+            until = _backoff_until(self.backed_off, cloud, image, self.now)
+            if until is not None:
+                blocked.append(f"{cloud} backed off until {until:%H:%M:%S}")
+                continue
+            room = self.rooms[cloud]
+            n = min(want - placed, room.fits(*size))
+            if n > 0:
+                room.take(n, *size)
+                self._add_item(req, cloud, image, owner, n)
+                placed += n
+                if placed == want:
+                    break
+            blocked.append(room.full(cloud, *size))
+        return placed, "; ".join(blocked) or None
+
+    def _add_item(self, req: VMRequirement, cloud: str, image: str, owner: str, n: int) -> None:
+        vm_type = self.config.vm_types[req.vm_type]
         flavor = req.instance_types.get(cloud) or vm_type.flavors.get(cloud)
-        price = req.max_price if req.max_price is not None else config.clouds[cloud].max_price
-        pending = items.setdefault((cloud, req.vm_type, image, flavor, price), _Pending())
+        price = req.max_price if req.max_price is not None else self.config.clouds[cloud].max_price
+        pending = self.items.setdefault((cloud, req.vm_type, image, flavor, price), _Pending())
         pending.count += n
+        if owner:
+            pending.owners[owner] = pending.owners.get(owner, 0) + n
         if req.keep_alive_minutes is not None:
             pending.keep_alive = max(pending.keep_alive or 0, req.keep_alive_minutes)
-        placed += n
-        if placed == want:
-            break
-        blocked.append(f"{cloud} is at its limits")
-    return placed, "; ".join(blocked) or None
+
+
+def _clouds_by_priority(req: VMRequirement, config: Config, order: Mapping[str, int]) -> list[str]:
+    clouds = [c for c in req.clouds if c in config.clouds and config.clouds[c].enabled]
+    return sorted(clouds, key=lambda c: (-config.clouds[c].priority, order[c]))
 
 
 def _backoff_until(

@@ -220,6 +220,23 @@ class HTCondorPool:
         except self.htcondor.HTCondorException as exc:
             return name, str(exc)
 
+    def user_priorities(self) -> dict[str, float]:
+        """Accountant record ``Name`` -> effective priority, the numbers ``condor_userprio``
+        shows, in one query of the pool's negotiator (for ``fair_share = "htcondor"``)."""
+        try:
+            negotiator = self.htcondor.Negotiator(
+                self.collector.locate(self.htcondor.DaemonType.Negotiator)
+            )
+            records = negotiator.getPriorities()
+        except self.htcondor.HTCondorException as exc:
+            raise PoolUnreachable(f"cannot read user priorities from the negotiator: {exc}") from None
+        found: dict[str, float] = {}
+        for record in records:
+            name, priority = record.get("Name"), record.get("Priority")
+            if isinstance(name, str) and isinstance(priority, int | float):
+                found[name] = float(priority)
+        return found
+
     def csctl_slots(self) -> list[StartdSlot]:
         """Slot ads of this pool's csctl VMs."""
         constraint = f'{A.CSCTL_POOL} == "{self.config.name}" && {A.CSCTL_ID} =!= undefined'
