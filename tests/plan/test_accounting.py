@@ -20,7 +20,7 @@ from csctl.plan.accounting.apel import (
     vm_uuid,
 )
 from csctl.plan.accounting.report import NO_JOBS, UNKNOWN_VM, usage
-from csctl.plan.accounting.usage import JobUsage, VMUsage, month_slices, share
+from csctl.plan.accounting.usage import JobUsage, VMUsage, cpu_by_month, job_totals, month_slices, share
 
 SITE = Site("CA-TEST-T2", "pool.test", "HEPSPEC", "/atlas/Role=production")
 HOUR = 3600
@@ -91,7 +91,7 @@ def test_vmuuid_is_uuid5_of_pool_and_id():
 
 def test_a_running_vm_is_started_with_no_end_and_its_wall_time_so_far():
     now = t(2026, 1, 10, 5)
-    (record,) = records([vm()], {"a-1234abcd-0": [job(t(2026, 1, 10, 4), 3 * HOUR, 5000.4)]}, SITE, now)
+    (record,) = records([vm()], cpu_by_month([job(t(2026, 1, 10, 4), 3 * HOUR, 5000.4)]), SITE, now)
     got = fields(record.text(now))
     assert got["Status"] == "started" and "EndTime" not in got
     assert (got["StartTime"], got["WallDuration"], got["CpuDuration"]) == (
@@ -110,7 +110,7 @@ def test_a_running_vm_is_started_with_no_end_and_its_wall_time_so_far():
 
 def test_a_vm_across_a_month_boundary_gives_one_record_per_month_that_add_up():
     booted, ended = t(2026, 1, 31, 20), t(2026, 2, 1, 4)
-    jobs = {"a-1234abcd-0": [job(t(2026, 2, 1, 2), 4 * HOUR, 3600), job(t(2026, 1, 31, 23), HOUR, 600)]}
+    jobs = cpu_by_month([job(t(2026, 2, 1, 2), 4 * HOUR, 3600), job(t(2026, 1, 31, 23), HOUR, 600)])
     first, second = records([vm(booted=booted, terminated=ended)], jobs, SITE, t(2026, 3, 1))
     a, b = fields(first.text(0)), fields(second.text(0))
     assert (first.month, second.month) == ("2026-01", "2026-02")
@@ -120,6 +120,31 @@ def test_a_vm_across_a_month_boundary_gives_one_record_per_month_that_add_up():
     assert int(a["WallDuration"]) + int(b["WallDuration"]) == ended - booted
     assert (a["CpuDuration"], b["CpuDuration"]) == ("2400", "1800")  # 600 + half of 3600; the other half
     assert a["VMUUID"] == b["VMUUID"]
+
+
+def test_cpu_of_a_run_before_the_vms_first_month_counts_in_that_month():
+    # a job evicted elsewhere in December and finished on this VM in January
+    made = records(
+        [vm(booted=t(2026, 1, 1, 1), terminated=t(2026, 1, 2))],
+        cpu_by_month([job(t(2026, 1, 1, 2), 2 * HOUR, 700)]),
+        SITE,
+        0,
+    )
+    assert [(r.month, fields(r.text(0))["CpuDuration"]) for r in made] == [("2026-01", "700")]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(t(2025, 11, 1), t(2026, 4, 1)), st.integers(0, 90 * 86400), st.floats(0, 1e6)),
+        max_size=30,
+    )
+)
+def test_cpu_by_month_keeps_every_second(runs):
+    jobs = [
+        job(end, wall, cpu, csctl_id=f"a-{i % 3}-0", name=str(i)) for i, (end, wall, cpu) in enumerate(runs)
+    ]
+    total = sum(sum(months.values()) for months in cpu_by_month(jobs).values())
+    assert abs(total - sum(j.cpu for j in jobs)) <= 1e-6 * max(1.0, total)
 
 
 def test_from_month_leaves_earlier_months_out():
@@ -167,6 +192,13 @@ def test_messages_stay_under_1_mb():
 # -- the report --------------------------------------------------------------------------
 
 
+def report(vms, jobs: dict[str, list[JobUsage]], since: int, until: int, by: str, now: int):
+    """The report from job lists, as the ledger's sums give it."""
+    flat = [j for listed in jobs.values() for j in listed]
+    ran = {i for i, listed in jobs.items() if listed}
+    return usage(vms, job_totals(flat, since, until, by), ran, since, until, by, now)
+
+
 def test_report_by_cloud_counts_provisioned_busy_and_idle_vms():
     since, until = t(2026, 1, 1), t(2026, 2, 1)
     vms = [
@@ -174,7 +206,7 @@ def test_report_by_cloud_counts_provisioned_busy_and_idle_vms():
         vm("b-1-0", t(2026, 1, 12), t(2026, 1, 12, 2), cloud="B"),
     ]
     jobs = {"a-1-0": [job(t(2026, 1, 10, 9), 5 * HOUR, 4 * 5 * HOUR * 0.9, cores=4, csctl_id="a-1-0")]}
-    rows, total = usage(vms, jobs, since, until, "cloud", t(2026, 3, 1))
+    rows, total = report(vms, jobs, since, until, "cloud", t(2026, 3, 1))
     a, b = rows
     assert (a.key, a.provisioned_core_hours, a.busy_core_hours, a.vm_hours, a.jobs, a.vms) == (
         "A",
@@ -201,7 +233,7 @@ def test_report_by_owner_shares_a_vms_time_by_busy_core_hours():
         ],
         "z-9-0": [job(t(2026, 1, 20), HOUR, 10, owner="carol", csctl_id="z-9-0")],
     }
-    rows, total = usage(vms, jobs, t(2026, 1, 1), t(2026, 2, 1), "owner", t(2026, 3, 1))
+    rows, total = report(vms, jobs, t(2026, 1, 1), t(2026, 2, 1), "owner", t(2026, 3, 1))
     got = {r.key: r for r in rows}
     assert set(got) == {"alice", "bob", "carol", NO_JOBS}
     assert (got["alice"].provisioned_core_hours, got["bob"].provisioned_core_hours) == (15, 5)
@@ -212,7 +244,7 @@ def test_report_by_owner_shares_a_vms_time_by_busy_core_hours():
 
 def test_a_job_of_a_vm_the_ledger_lost_is_counted_by_cloud_as_unknown():
     jobs = {"z-9-0": [job(t(2026, 1, 20), HOUR, 10, csctl_id="z-9-0")]}
-    rows, _ = usage([], jobs, t(2026, 1, 1), t(2026, 2, 1), "type", t(2026, 3, 1))
+    rows, _ = report([], jobs, t(2026, 1, 1), t(2026, 2, 1), "type", t(2026, 3, 1))
     assert [(r.key, r.jobs, r.busy_core_hours) for r in rows] == [(UNKNOWN_VM, 1, 1)]
 
 
@@ -238,8 +270,8 @@ def test_every_grouping_adds_up_to_the_same_provisioned_total(lives, runs, by):
                 job(base + end, wall, wall / 2, owner="ab"[k % 2], csctl_id=vms[i].csctl_id, name=str(k))
             )
     since, until = base + 10 * 86400, base + 40 * 86400
-    _, by_cloud = usage(vms, jobs, since, until, "cloud", base + 100 * 86400)
-    _, grouped = usage(vms, jobs, since, until, by, base + 100 * 86400)
+    _, by_cloud = report(vms, jobs, since, until, "cloud", base + 100 * 86400)
+    _, grouped = report(vms, jobs, since, until, by, base + 100 * 86400)
     assert abs(grouped.provisioned_core_hours - by_cloud.provisioned_core_hours) < 1e-6
     assert abs(grouped.busy_core_hours - by_cloud.busy_core_hours) < 1e-6
     assert grouped.vms == by_cloud.vms

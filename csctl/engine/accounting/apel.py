@@ -70,11 +70,15 @@ def _records(ledger: Ledger, site: Site, now: int, since: datetime | None) -> li
     if since is not None:
         start = int(since.timestamp())
         vms = ledger.vms(ended_since=start)
-        return records(vms, ledger.jobs(vm.csctl_id for vm in vms), site, now, month_of(start))
+        return records(vms, ledger.cpu_by_month(vm.csctl_id for vm in vms), site, now, month_of(start))
     last = ledger.meta(EXPORTED)
-    vms = ledger.vms() if last is None else ledger.vms(int(last) - LATE_JOBS, unpublished=True)
+    if last is None:
+        vms, cpu = ledger.vms(), ledger.cpu_by_month()
+    else:
+        vms = ledger.vms(int(last) - LATE_JOBS, unpublished=True)
+        cpu = ledger.cpu_by_month(vm.csctl_id for vm in vms)
     sent = ledger.published()
-    made = records(vms, ledger.jobs(vm.csctl_id for vm in vms), site, now)
+    made = records(vms, cpu, site, now)
     return [r for r in made if sent.get((r.csctl_id, r.month)) != r.digest()]
 
 

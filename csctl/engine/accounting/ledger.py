@@ -22,7 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from csctl.model import FinishedJob
-from csctl.plan.accounting.usage import JobUsage, VMUsage, cut
+from csctl.plan.accounting.usage import (
+    JobTotals,
+    JobUsage,
+    VMUsage,
+    cpu_by_month,
+    cut,
+    job_totals,
+    month_bounds,
+    month_of,
+)
 
 LEDGER_FILE = "ledger.sqlite"
 SCHEMA = 1
@@ -34,6 +43,7 @@ _VM_COLUMNS = (
     "booted, joined, drain_started, terminated, last_seen"
 )
 _JOB_COLUMNS = "job, csctl_id, owner, acct_group, cores, wall, cpu, ended"
+_J = ", ".join(f"j.{c}" for c in _JOB_COLUMNS.split(", "))
 _TABLES = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE vms (
@@ -43,10 +53,9 @@ CREATE TABLE vms (
   last_seen INTEGER NOT NULL);
 CREATE INDEX vms_running ON vms (terminated);
 CREATE TABLE jobs (
-  job TEXT PRIMARY KEY, csctl_id TEXT NOT NULL, owner TEXT NOT NULL, acct_group TEXT,
+  csctl_id TEXT NOT NULL, job TEXT NOT NULL, owner TEXT NOT NULL, acct_group TEXT,
   cores INTEGER NOT NULL, wall INTEGER NOT NULL, cpu REAL NOT NULL, ended INTEGER NOT NULL,
-  schedd TEXT NOT NULL);
-CREATE INDEX jobs_vm ON jobs (csctl_id);
+  schedd TEXT NOT NULL, PRIMARY KEY (csctl_id, job)) WITHOUT ROWID;
 CREATE TABLE marks (schedd TEXT PRIMARY KEY, since TEXT NOT NULL);
 CREATE TABLE published (csctl_id TEXT, month TEXT, digest TEXT NOT NULL,
   PRIMARY KEY (csctl_id, month)) WITHOUT ROWID;
@@ -134,22 +143,24 @@ class Ledger:
 
     def add_jobs(self, jobs: Iterable[FinishedJob]) -> None:
         """Record finished jobs; a job already recorded (same GlobalJobId) is kept as is."""
-        self.db.executemany(
-            f"INSERT OR IGNORE INTO jobs ({_JOB_COLUMNS}, schedd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # a job's VM never changes, so (VM, job) is as unique as the job and keeps a VM's
+        # jobs together on disk: reading one VM's jobs is one range of the table
+        rows = (
             (
-                (
-                    j.job,
-                    j.csctl_id,
-                    cut(j.owner),
-                    cut(j.group),
-                    j.cores,
-                    j.wall,
-                    j.cpu,
-                    j.ended,
-                    cut(j.schedd),
-                )
-                for j in jobs
-            ),
+                j.job,
+                j.csctl_id,
+                cut(j.owner),
+                j.group and cut(j.group),
+                j.cores,
+                j.wall,
+                j.cpu,
+                j.ended,
+                j.schedd,
+            )
+            for j in jobs
+        )
+        self.db.executemany(
+            f"INSERT OR IGNORE INTO jobs ({_JOB_COLUMNS}, schedd) VALUES ({', '.join('?' * 9)})", rows
         )
 
     def jobs(self, csctl_ids: Iterable[str] | None = None, ended_since: int = 0) -> dict[str, list[JobUsage]]:
@@ -159,9 +170,7 @@ class Ledger:
             query = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE ended >= ?"
             rows: Iterable[tuple[object, ...]] = self.db.execute(query, (ended_since,))
         else:
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY)")
-            self.db.execute("DELETE FROM temp.wanted")
-            self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((i,) for i in csctl_ids))
+            self._want(csctl_ids)
             rows = self.db.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE csctl_id IN (SELECT id FROM temp.wanted)"
             )
@@ -170,6 +179,60 @@ class Ledger:
             job = make(row)
             found.setdefault(job.csctl_id, []).append(job)
         return found
+
+    def cpu_by_month(self, csctl_ids: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        """csctl id -> month -> CPU seconds of the given VMs' jobs (all VMs' with None), as
+        ``usage.cpu_by_month``: summed by SQLite for jobs that ran within one month, shared
+        out here for the few that crossed a month boundary."""
+        vm_jobs = "FROM jobs j"
+        if csctl_ids is not None:
+            self._want(csctl_ids)
+            vm_jobs = "FROM temp.wanted w JOIN jobs j ON j.csctl_id = w.id"  # one range of the table per VM
+        first, last = self.db.execute(f"SELECT min(j.ended - j.wall), max(j.ended) {vm_jobs}").fetchone()
+        if first is None:
+            return {}
+        months = month_bounds(month_of(first), month_of(last))
+        # the month a time falls in, as an index into ``months``: a few comparisons per job in C
+        bucket = (
+            "CASE " + " ".join(f"WHEN {{t}} < {hi} THEN {n}" for n, (_, _, hi) in enumerate(months)) + " END"
+        )
+        start, end = bucket.format(t="j.ended - j.wall"), bucket.format(t="j.ended")
+        across = self.db.execute(f"SELECT {_J} {vm_jobs} WHERE {start} != {end}")
+        found = cpu_by_month(map(JobUsage._make, across))
+        for csctl_id, n, cpu in self.db.execute(
+            f"SELECT j.csctl_id, {end} AS m, sum(j.cpu) {vm_jobs} WHERE {start} = {end} "
+            "GROUP BY j.csctl_id, m"
+        ):
+            per_month = found.setdefault(csctl_id, {})
+            per_month[months[n][0]] = per_month.get(months[n][0], 0.0) + cpu
+        return found
+
+    def job_totals(self, since: int, until: int, by: str) -> list[JobTotals]:
+        """Jobs' parts in ``[since, until)`` summed per VM and owner (``by`` "owner"), group
+        ("group") or VM alone (otherwise), as ``usage.job_totals``: SQLite sums the jobs that
+        ran wholly inside the period, the few across its ends are shared out here."""
+        key = {"owner": "owner", "group": "coalesce(acct_group, '')"}.get(by, "''")
+        inside = "ended - wall >= ? AND ended < ?"
+        summed = self.db.execute(
+            f"SELECT csctl_id, {key}, sum(wall * max(cores, 1)), sum(cpu), count(*) FROM jobs "
+            f"WHERE {inside} GROUP BY csctl_id, {key}",
+            (since, until),
+        )
+        totals = list(map(JobTotals._make, summed))
+        across = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE ended > ? AND ended - wall < ? AND NOT ({inside})",
+            (since, until, since, until),
+        )
+        return totals + job_totals(map(JobUsage._make, across), since, until, by)
+
+    def ran(self) -> set[str]:
+        """The VMs that ran at least one job."""
+        return {row[0] for row in self.db.execute("SELECT DISTINCT csctl_id FROM jobs")}
+
+    def _want(self, csctl_ids: Iterable[str]) -> None:
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY)")
+        self.db.execute("DELETE FROM temp.wanted")
+        self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((i,) for i in csctl_ids))
 
     def marks(self) -> dict[str, str]:
         """Where each schedd's history was last read (schedd -> job id)."""
@@ -229,8 +292,11 @@ def _open(path: Path) -> Ledger:
     _ensure_file(path)
     db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
     try:
+        db.execute("PRAGMA page_size = 16384")  # a new file only: fewer, fuller pages for a long history
         db.execute("PRAGMA journal_mode = WAL")  # readers (report, apel) never wait for a cycle
         db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA temp_store = MEMORY")  # the VMs a query asks about, never on disk
+        db.execute("PRAGMA cache_size = -65536")  # 64 MB: a first cycle may store a long history
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             db.executescript(f"BEGIN IMMEDIATE; {_TABLES} COMMIT;")

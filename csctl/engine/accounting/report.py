@@ -30,7 +30,7 @@ def usage_report(services: Services, since: datetime, until: datetime, by: str) 
     start, end = int(since.timestamp()), int(until.timestamp())
     with ledger:
         vms = ledger.vms(ended_since=start)
-        # a job that ended before the period never ran in it
-        jobs = ledger.jobs(ended_since=start)
-    rows, total = usage(vms, jobs, start, end, by, int(now.timestamp()))
+        totals = ledger.job_totals(start, end, by)
+        ran = ledger.ran()
+    rows, total = usage(vms, totals, ran, start, end, by, int(now.timestamp()))
     return UsageReport(by, since, until, rows, total, warnings)

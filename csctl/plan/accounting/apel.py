@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from csctl.plan.accounting.usage import JobUsage, VMUsage, month_slices, share
+from csctl.plan.accounting.usage import VMUsage, month_slices
 
 HEADER = "APEL-cloud-message: v0.4"
 SEPARATOR = "%%"
@@ -85,27 +85,38 @@ def clean(value: object, limit: int = 255) -> str:
 
 def records(
     vms: Iterable[VMUsage],
-    jobs: Mapping[str, Sequence[JobUsage]],
+    cpu: Mapping[str, Mapping[str, float]],
     site: Site,
     now: int,
     from_month: str = "",
 ) -> list[Record]:
     """The records of every VM for each month it touched from ``from_month`` (``YYYY-MM``;
-    all months when empty) to now; ``jobs`` maps a csctl id to the VM's finished jobs."""
+    all months when empty) to now. ``cpu`` maps a csctl id to its jobs' CPU seconds per
+    month (``usage.cpu_by_month``); CPU of a month the VM did not live in (a job's
+    earlier runs elsewhere) counts in the VM's nearest month, so none is lost."""
     found = []
     for vm in vms:
         end = vm.end(now)
-        for month, lo, hi in month_slices(vm.booted, end):
+        slices = list(month_slices(vm.booted, end))
+        seconds = _fold(cpu.get(vm.csctl_id, {}), [month for month, _, _ in slices])
+        for month, lo, hi in slices:
             if month >= from_month:
-                found.append(_record(vm, jobs.get(vm.csctl_id, ()), site, month, lo, hi, hi == end))
+                found.append(_record(vm, seconds.get(month, 0.0), site, month, lo, hi, hi == end))
     return found
 
 
-def _record(
-    vm: VMUsage, jobs: Sequence[JobUsage], site: Site, month: str, lo: int, hi: int, last: bool
-) -> Record:
+def _fold(per_month: Mapping[str, float], months: Sequence[str]) -> Mapping[str, float]:
+    if all(month in months for month in per_month):
+        return per_month
+    folded: dict[str, float] = {}
+    for month, seconds in per_month.items():
+        home = months[0] if month < months[0] else months[-1] if month > months[-1] else month
+        folded[home] = folded.get(home, 0.0) + seconds
+    return folded
+
+
+def _record(vm: VMUsage, cpu: float, site: Site, month: str, lo: int, hi: int, last: bool) -> Record:
     ended = last and vm.terminated is not None
-    cpu = sum(job.cpu * share(job, lo, hi) for job in jobs)
     values: dict[str, object | None] = {
         "VMUUID": vm_uuid(site.pool, vm.csctl_id),
         "SiteName": site.site_name,

@@ -11,10 +11,10 @@ on it in the period, and a VM whose jobs had none in the period goes to the row
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from csctl.plan.accounting.usage import JobUsage, VMUsage, overlap, share
+from csctl.plan.accounting.usage import JobTotals, VMUsage, overlap
 
 GROUPINGS = ("cloud", "type", "owner", "group")
 NO_JOBS = "(no jobs)"
@@ -61,32 +61,29 @@ class UsageRow:
 
 def usage(
     vms: Iterable[VMUsage],
-    jobs: Mapping[str, Sequence[JobUsage]],
+    totals: Iterable[JobTotals],
+    ran: Collection[str],
     since: int,
     until: int,
     by: str,
     now: int,
 ) -> tuple[list[UsageRow], UsageRow]:
-    """Rows sorted by key, and their total, over ``[since, until)``. ``jobs`` maps a csctl
-    id to its VM's finished jobs (ids the ledger holds no VM for too)."""
+    """Rows sorted by key, and their total, over ``[since, until)``. ``totals`` are the
+    jobs' parts in the period per VM and owner or group (``usage.job_totals``, keyed as
+    ``by`` asks; ids the ledger holds no VM for too); ``ran`` the VMs that ever ran a job."""
     if by not in GROUPINGS:
         raise ValueError(f"cannot group by {by!r}: one of {', '.join(GROUPINGS)}")
+    per_vm: dict[str, list[JobTotals]] = {}
+    for part in totals:
+        per_vm.setdefault(part.csctl_id, []).append(part)
     rows: dict[str, UsageRow] = {}
-    known = set()
     for vm in vms:
-        known.add(vm.csctl_id)
         seconds = overlap(vm.booted, vm.end(now), since, until)
-        if seconds <= 0 and vm.booted >= until:
-            continue
-        if seconds <= 0 and vm.end(now) < since:
-            continue
-        _add_vm(rows, vm, jobs.get(vm.csctl_id, ()), seconds, since, until, by)
-    for csctl_id, orphans in jobs.items():
-        if csctl_id not in known:
-            for job in orphans:
-                _add_job(
-                    rows, UNKNOWN_VM if by in ("cloud", "type") else _owner_key(job, by), job, since, until
-                )
+        if seconds > 0 or since <= vm.booted < until:
+            _add_vm(rows, vm, per_vm.pop(vm.csctl_id, []), seconds, by, vm.csctl_id in ran)
+    for orphans in per_vm.values():  # jobs of VMs outside the period or unknown to the ledger
+        for part in orphans:
+            _add_jobs(rows, UNKNOWN_VM if by in ("cloud", "type") else _key(part, by), part)
     total = UsageRow(TOTAL)
     for row in rows.values():
         total.add(row)
@@ -100,49 +97,37 @@ def _row(rows: dict[str, UsageRow], key: str) -> UsageRow:
     return row
 
 
-def _owner_key(job: JobUsage, by: str) -> str:
-    return job.owner if by == "owner" else (job.group or NO_GROUP)
+def _key(part: JobTotals, by: str) -> str:
+    return part.key or NO_GROUP if by == "group" else part.key
 
 
-def _add_job(rows: dict[str, UsageRow], key: str, job: JobUsage, since: int, until: int) -> float:
-    """Add a job's part in the period to row ``key``; return its busy core-seconds there."""
-    part = share(job, since, until)
-    if part <= 0:
-        return 0.0
+def _add_jobs(rows: dict[str, UsageRow], key: str, part: JobTotals) -> None:
     row = _row(rows, key)
-    busy = job.wall * part * max(job.cores, 1)
-    row.busy_core_hours += busy / 3600
-    row.wall_core_seconds += busy
-    row.cpu_seconds += job.cpu * part
-    row.jobs += 1 if since <= job.ended < until else 0
-    return busy
+    row.busy_core_hours += part.busy / 3600
+    row.wall_core_seconds += part.busy
+    row.cpu_seconds += part.cpu
+    row.jobs += part.jobs
 
 
 def _add_vm(
-    rows: dict[str, UsageRow],
-    vm: VMUsage,
-    jobs: Sequence[JobUsage],
-    seconds: int,
-    since: int,
-    until: int,
-    by: str,
+    rows: dict[str, UsageRow], vm: VMUsage, parts: list[JobTotals], seconds: int, by: str, ran: bool
 ) -> None:
     if by in ("cloud", "type"):
         key = vm.cloud if by == "cloud" else vm.vm_type
-        for job in jobs:
-            _add_job(rows, key, job, since, until)
+        for part in parts:
+            _add_jobs(rows, key, part)
         shares = {key: 1.0}
     else:
         busy: dict[str, float] = {}
-        for job in jobs:
-            owner = _owner_key(job, by)
-            busy[owner] = busy.get(owner, 0.0) + _add_job(rows, owner, job, since, until)
+        for part in parts:
+            _add_jobs(rows, _key(part, by), part)
+            busy[_key(part, by)] = busy.get(_key(part, by), 0.0) + part.busy
         spent = sum(busy.values())
         shares = {k: b / spent for k, b in busy.items() if b > 0} if spent > 0 else {NO_JOBS: 1.0}
     for key, fraction in shares.items():
         row = _row(rows, key)
         row.provisioned_core_hours += vm.cores * seconds * fraction / 3600
         row.vm_hours += seconds * fraction / 3600
-    home = _row(rows, next(iter(shares)) if len(shares) == 1 else max(shares, key=shares.__getitem__))
+    home = _row(rows, max(shares, key=shares.__getitem__))  # the VM is counted once, where most of it went
     home.vms += 1
-    home.never_ran_a_job += 0 if jobs else 1
+    home.never_ran_a_job += 0 if ran else 1

@@ -53,9 +53,9 @@ class JobUsage(NamedTuple):
     ended: int
 
 
-def cut(text: str | None, limit: int = MAX_TEXT) -> str | None:
+def cut(text: str, limit: int = MAX_TEXT) -> str:
     """An untrusted value as the ledger stores it: at most ``limit`` characters."""
-    return None if text is None else text[:limit]
+    return text if len(text) <= limit else text[:limit]
 
 
 def sightings(snapshot: Snapshot, config: Config, now: int) -> list[VMUsage]:
@@ -80,9 +80,9 @@ def sightings(snapshot: Snapshot, config: Config, now: int) -> list[VMUsage]:
             VMUsage(
                 csctl_id=inst.csctl_id,
                 cloud=inst.cloud,
-                instance_id=cut(inst.provider_id) or "",
+                instance_id=cut(inst.provider_id),
                 vm_type=inst.vm_type,
-                image=cut(inst.image),
+                image=inst.image and cut(inst.image),
                 flavor=shape.flavors.get(inst.cloud) if shape else None,
                 cores=shape.cpus if shape else 0,
                 memory=shape.memory if shape else 0,
@@ -138,6 +138,57 @@ def month_slices(start: int, end: int) -> Iterator[tuple[str, int, int]]:
 def overlap(start: int, end: int, lo: int, hi: int) -> int:
     """Seconds of ``[start, end)`` inside ``[lo, hi)``."""
     return max(0, min(end, hi) - max(start, lo))
+
+
+class JobTotals(NamedTuple):
+    """Jobs of one VM and one owner (or accounting group) in a period, summed: busy
+    core-seconds, CPU seconds, and how many of them ended in the period."""
+
+    csctl_id: str
+    key: str
+    busy: float
+    cpu: float
+    jobs: int
+
+
+def month_bounds(first: str, last: str) -> list[tuple[str, int, int]]:
+    """Every month from ``first`` to ``last`` (``YYYY-MM``) with its first second and the
+    first second of the next."""
+    found = []
+    month = first
+    while month <= last:
+        found.append((month, month_start(month), month_start(next_month(month))))
+        month = next_month(month)
+    return found
+
+
+def cpu_by_month(jobs: Iterable[JobUsage]) -> dict[str, dict[str, float]]:
+    """csctl id -> month -> CPU seconds of its jobs, each job's CPU shared among the
+    months it ran in by the time it ran in each."""
+    found: dict[str, dict[str, float]] = {}
+    for job in jobs:
+        per_month = found.setdefault(job.csctl_id, {})
+        start = job.ended - max(job.wall, 0)
+        for month, lo, hi in month_slices(start, job.ended):
+            part = share(job, lo, hi) if job.wall > 0 else 1.0
+            per_month[month] = per_month.get(month, 0.0) + job.cpu * part
+    return found
+
+
+def job_totals(jobs: Iterable[JobUsage], since: int, until: int, by: str) -> list[JobTotals]:
+    """The jobs' parts in ``[since, until)`` summed per VM and per owner (``by`` "owner")
+    or accounting group (otherwise; "" for none)."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for job in jobs:
+        part = share(job, since, until)
+        if part <= 0:
+            continue
+        key = job.owner if by == "owner" else (job.group or "")
+        total = sums.setdefault((job.csctl_id, key), [0.0, 0.0, 0])
+        total[0] += job.wall * part * max(job.cores, 1)
+        total[1] += job.cpu * part
+        total[2] += 1 if since <= job.ended < until else 0
+    return [JobTotals(i, k, busy, cpu, int(n)) for (i, k), (busy, cpu, n) in sums.items()]
 
 
 def share(job: JobUsage, lo: int, hi: int) -> float:
