@@ -14,6 +14,7 @@ from typing import IO
 from csctl.config import Config
 from csctl.context.render import Batch, encode_user_data, render_user_data
 from csctl.context.tokens import SigningKey
+from csctl.engine.downtime import downtime_demand
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import acting, keep_backoff, read_backoff
@@ -323,6 +324,8 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
         )
         backoff, warnings = read_backoff(services.state_dir, now)
         warnings += image_warnings
+        needed, kept_out = downtime_demand(needed, config, now)  # outages keep their clouds out
+        warnings += kept_out
         plan = plan_boot(
             needed,
             snapshot.instances,
