@@ -37,6 +37,7 @@ NEEDS_ATTRS = (
     "VMMaximumPrice",
     "VMJobPerCore",
     "VMHighPriority",
+    "VMCPUArch",
 )
 # Everything that decides which VM a job needs: its needs, its Requirements, and what
 # those commonly refer to in the job (condor_submit's RequestMemory/RequestDisk
@@ -64,7 +65,10 @@ class JobNeeds:
 
     ``cpus``/``memory``/``disk_kb`` is the slot the job occupies on a VM; the
     ``vm_*`` minimums describe the VM it wants. ``whole_vm`` is Cloud Scheduler's
-    ``VMJobPerCore = False``: one job per VM.
+    ``VMJobPerCore = False``: one job per VM, which gets the VM's one slot, all its
+    resources. A job that does not say is one job per core (its own slot), the modern
+    default; Cloud Scheduler's default of false is kept only where the job says so, so
+    that a queue of ordinary jobs never gets one VM per job.
     """
 
     cpus: int
@@ -81,6 +85,7 @@ class JobNeeds:
     max_price: float | None = None
     whole_vm: bool = False
     high_priority: bool = False
+    arch: str | None = None  # VMCPUArch, as HTCondor names it (Arch): "X86_64", "INTEL", ...
 
     def image_for(self, cloud: str) -> str | None:
         """The image the job names for ``cloud`` ('*' applies to every cloud), if any."""
@@ -183,6 +188,32 @@ def _images(a: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return images
 
 
+# Cloud Scheduler's VMCPUArch values (and the usual spellings) as HTCondor's Arch names them
+_ARCHES = {
+    "x86": "INTEL",
+    "i386": "INTEL",
+    "i686": "INTEL",
+    "intel": "INTEL",
+    "x86_64": "X86_64",
+    "amd64": "X86_64",
+    "x64": "X86_64",
+    "arm64": "aarch64",
+    "aarch64": "aarch64",
+    "ppc64le": "ppc64le",
+}
+
+
+def _arch(attribute: str, value: Any) -> str | None:
+    text = _text(attribute, value)
+    if text is None:
+        return None
+    arch = _ARCHES.get(text.lower())
+    if arch is None:
+        known = ", ".join(dict.fromkeys(_ARCHES))
+        raise _Bad(attribute, f"expected a CPU architecture ({known}), got {_shown(value)}")
+    return arch
+
+
 def read_needs(attrs: Mapping[str, Any]) -> JobNeeds | JobProblem:
     """Read a job's needs from its attribute values (already evaluated to Python values).
 
@@ -230,4 +261,5 @@ def _read(a: Mapping[str, Any]) -> JobNeeds:
         max_price=price,
         whole_vm=per_core is False,
         high_priority=bool(_flag("VMHighPriority", a.get("VMHighPriority"))),
+        arch=_arch("VMCPUArch", a.get("VMCPUArch")),
     )

@@ -276,6 +276,8 @@ def _job_level_reasons(config: Config, needs: JobNeeds) -> list[str]:
 
 
 def _resource_misfit(type_name: str, vm_type: VMTypeConfig, needs: JobNeeds) -> str | None:
+    if needs.arch is not None and needs.arch.lower() != vm_type.arch.lower():
+        return f"asks VMCPUArch {needs.arch}; VM type {type_name} is {vm_type.arch}"
     if (
         needs.cpus <= vm_type.cpus
         and needs.vm_cpus <= vm_type.cpus

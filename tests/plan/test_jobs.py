@@ -74,3 +74,20 @@ def test_keepalive_price_priority():
     needs = read_needs({"VMKeepAlive": "30", "VMMaximumPrice": "0.25", "VMHighPriority": 1})
     assert isinstance(needs, JobNeeds)
     assert (needs.keep_alive_minutes, needs.max_price, needs.high_priority) == (30, 0.25, True)
+
+
+@pytest.mark.parametrize(
+    ("value", "arch"),
+    [("x86", "INTEL"), ("i686", "INTEL"), ("x86_64", "X86_64"), (" AMD64 ", "X86_64"), ("arm64", "aarch64")],
+)
+def test_vmcpuarch_is_read_as_htcondor_names_the_arch(value, arch):
+    needs = read_needs({"VMCPUArch": value})
+    assert isinstance(needs, JobNeeds) and needs.arch == arch
+
+
+def test_an_unknown_vmcpuarch_is_a_problem_not_a_crash():
+    problem = read_needs({"VMCPUArch": "sparc"})
+    assert isinstance(problem, JobProblem) and problem.attribute == "VMCPUArch"
+    assert problem.message.startswith("expected a CPU architecture (x86, i386, ")
+    assert problem.message.endswith(', got "sparc"')
+    assert read_needs({"RequestCpus": 1}).arch is None  # type: ignore[union-attr]

@@ -158,3 +158,20 @@ def test_explain_ignores_guarded_job_attributes(config):
     result = choose(config, ad)
     assert isinstance(result, Unservable)
     assert result.reasons[0].endswith("(refers to TARGET.HasGPU, which the VM type does not define)")
+
+
+@pytest.mark.parametrize(
+    ("arch", "chosen"), [("x86_64", "pandacernvm"), ("X86_64", "pandacernvm"), ("arm64", "small")]
+)
+def test_vmcpuarch_chooses_a_type_of_that_architecture(config, arch, chosen):
+    # the seed era's VMCPUArch is honoured as a job's Requirements on Arch would be
+    assert choose(config, job("true", VMCPUArch=arch)).vm_type == chosen
+
+
+def test_vmcpuarch_no_type_has(config):
+    assert choose(config, job("true", VMCPUArch="x86")) == Unservable(
+        (
+            "asks VMCPUArch INTEL; VM type pandacernvm is X86_64",
+            "asks VMCPUArch INTEL; VM type small is aarch64",
+        )
+    )
