@@ -63,9 +63,7 @@ def apel(app: Application, outgoing: Path | None, dry_run: bool, since: datetime
     result = export_apel(app.services, outgoing or Path("."), _utc(since), dry_run)
     for line in result.warnings:
         app.console.warn(line)
-    if dry_run:
-        for message in result.messages:
-            click.echo(message, nl=False)
+    click.echo("".join(result.messages) if dry_run else "", nl=False)
     what = f"{result.records} record(s) in {len(result.messages)} message(s)"
     app.console.info(f"dry run: {what}; nothing was written" if dry_run else f"{what} written to {outgoing}")
 
