@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NoReturn
+from xml.parsers import expat
 
 from csctl.config import Config
 from csctl.plan.downtime import Downtime, Severity
@@ -46,15 +47,18 @@ def parse_xml(data: bytes) -> ET.Element:
     """The export's root element; GocdbError for a DTD, an entity or malformed XML."""
     if len(data) > MAX_GOCDB_BYTES:
         raise GocdbError(f"larger than {MAX_GOCDB_BYTES} bytes")
-    parser = ET.XMLParser()
-    expat = parser.parser
-    expat.StartDoctypeDeclHandler = _refuse
-    expat.EntityDeclHandler = _refuse
-    expat.ExternalEntityRefHandler = _refuse
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse
     try:
-        parser.feed(data)
-        return parser.close()
-    except ET.ParseError as exc:
+        parser.Parse(data, True)
+        return builder.close()
+    except expat.ExpatError as exc:
         raise GocdbError(f"not well-formed XML ({exc})") from None
 
 
