@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from csctl.config import parse_config
 from csctl.model import JobGroup, SupplyVM
-from csctl.plan.demand import compute_demand
+from csctl.plan.demand import VMRequirement, compute_demand, demand_from_json, need_by_owner
 from csctl.plan.matching import KB_PER_GB
 from csctl.plan.queue import group_ads
 
@@ -167,3 +167,44 @@ def test_problem_group_without_ad_attributes(config):
     group = JobGroup(ad=classad2.ClassAd({"Owner": "x"}), count=2, sample_ids=["7.0"])
     demand = compute_demand([group], [], config)
     assert demand.vms_needed == 1 and demand.idle_jobs == 2
+
+
+def test_each_owners_need_is_kept_and_adds_up(config):
+    ads = jobs(16, "alice") + jobs(8, "bob") + jobs(4, "carol", RequestCpus=2)
+    (req,) = compute_demand(group_ads(ads), [], config).requirements
+    assert req.vms_needed == 4
+    # alice fills two VMs, bob one, carol's four 2-core jobs one
+    assert req.need_by_owner == {"alice": 2, "bob": 1, "carol": 1}
+
+
+def test_an_accounting_group_is_the_owner_fair_share_counts(config):
+    ads = jobs(8, "alice", AcctGroup="group_cms") + jobs(8, "bob", AcctGroup="group_cms") + jobs(8, "carol")
+    demand = compute_demand(group_ads(ads), [], config)
+    assert demand.need_by_owner == {"carol": 1, "group_cms": 2}
+    assert demand.requirements[0].owners == ["alice", "bob", "carol"]
+
+
+def test_the_demand_reader_ignores_fields_it_does_not_know():
+    data = {
+        "schema": "csctl.demand/1",
+        "idle_jobs": 8,
+        "vms_needed": 1,
+        "from_the_future": {"x": 1},
+        "rejected": [{"jobs": 1, "job_ids": ["1.0"], "owner": "a", "reasons": ["r"], "new": 2}],
+        "requirements": [
+            {"vm_type": "big", "clouds": ["A"], "vms_needed": 1, "need_by_owner": {"a": 1}, "zone": "z1"}
+        ],
+    }
+    demand = demand_from_json(data)
+    assert demand.requirements[0].need_by_owner == {"a": 1} and demand.rejected[0].jobs == 1
+    with pytest.raises(ValueError, match="malformed demand"):
+        demand_from_json({**data, "requirements": [{"clouds": ["A"]}]})
+    with pytest.raises(ValueError, match="malformed demand"):
+        demand_from_json({**data, "requirements": ["big"]})
+
+
+def test_a_demand_written_before_owners_were_kept_has_one_unnamed_owner():
+    old = VMRequirement("big", ["A"], vms_needed=3)
+    assert need_by_owner(old) == {"": 3}
+    edited = VMRequirement("big", ["A"], vms_needed=4, need_by_owner={"a": 1, "b": 1})
+    assert need_by_owner(edited) == {"a": 2, "b": 2}

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csctl.config import parse_config
-from csctl.model import Instance, VMState
+from csctl.model import Instance, Quota, VMState
 from csctl.plan.demand import Demand, VMRequirement
 from csctl.plan.placement import BootItem, Unplaced, plan_boot
 
@@ -133,3 +133,66 @@ def test_the_jobs_keep_alive_rides_with_the_boot_request_largest_first():
     plan = plan_boot(Demand(reqs, [], 24), [], config())
     assert plan.items == [BootItem("FGHotel", "pandacernvm", 3, "cernvm", "m1.xlarge", keep_alive_minutes=45)]
     assert plan_boot(demand(1), [], config()).items[0].keep_alive_minutes is None
+
+
+def test_the_clouds_quota_bounds_the_plan_and_the_plan_says_so():
+    # FGHotel allows 3 by configuration, but its project has room for 1 more server only
+    quotas = {"FGHotel": Quota(instances=1, cores=100, memory_mb=10**6), "Hermes": Quota(cores=16)}
+    plan = plan_boot(demand(10), [], config(), quotas=quotas)
+    assert [(i.cloud, i.count) for i in plan.items] == [("FGHotel", 1), ("Hermes", 2)]
+    reason = (
+        "FGHotel's quota is used up (left: 0 VMs, 92 cores, 982000 MB); "
+        "Hermes's quota is used up (left: 0 cores)"
+    )
+    assert plan.unplaced == [Unplaced("pandacernvm", 7, reason)]
+
+
+def test_a_quota_that_reports_nothing_leaves_the_configured_limits():
+    plan = plan_boot(demand(10), [], config(), quotas={"FGHotel": Quota(), "Hermes": Quota()})
+    assert [(i.cloud, i.count) for i in plan.items] == [("FGHotel", 3), ("Hermes", 5)]
+
+
+def test_an_unknown_quota_is_said_and_the_configured_limits_hold():
+    quotas = {"FGHotel": Quota(error="cloud FGHotel: get limits: timed out")}
+    plan = plan_boot(demand(10), [], config(), quotas=quotas)
+    assert [(i.cloud, i.count) for i in plan.items] == [("FGHotel", 3), ("Hermes", 5)]
+    assert plan.notes == [
+        "cloud FGHotel: quota unknown (cloud FGHotel: get limits: timed out); "
+        "placed within its configured limits only"
+    ]
+    assert plan.unplaced[0].reason.startswith(
+        "FGHotel is at its limits (quota unknown: cloud FGHotel: get limits: timed out; "
+        "configured limits only)"
+    )
+
+
+def test_a_cloud_that_could_not_be_listed_is_named_with_its_error():
+    plan = plan_boot(demand(2, clouds=("FGHotel",)), [], config(), unlisted={"FGHotel": "cloud FGHotel: 401"})
+    assert plan.items == []
+    assert plan.unplaced == [
+        Unplaced("pandacernvm", 2, "FGHotel could not be listed (cloud FGHotel: 401): its usage is unknown")
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    needs=st.lists(st.integers(0, 30), min_size=1, max_size=4),
+    quota=st.tuples(st.one_of(st.none(), st.integers(0, 5)), st.one_of(st.none(), st.integers(0, 60))),
+    policy=st.sampled_from(["equal", "htcondor", "off"]),
+)
+def test_never_more_than_the_quota(needs, quota, policy):
+    cfg = config().model_copy(update={"policy": config().policy.model_copy(update={"fair_share": policy})})
+    reqs = [
+        VMRequirement(
+            "pandacernvm", ["FGHotel", "Hermes"], vms_needed=n, need_by_owner={f"u{i}": n} if n else {}
+        )
+        for i, n in enumerate(needs)
+    ]
+    quotas = {"Hermes": Quota(instances=quota[0], cores=quota[1])}
+    plan = plan_boot(Demand(reqs, [], 0), [], cfg, quotas=quotas)
+    hermes = sum(i.count for i in plan.items if i.cloud == "Hermes")
+    assert quota[0] is None or hermes <= quota[0]
+    assert quota[1] is None or hermes * 8 <= quota[1]
+    assert sum(i.count for i in plan.items if i.cloud == "FGHotel") <= 3
+    assert plan.total + sum(u.count for u in plan.unplaced) == sum(needs)
+    assert all(sum(i.owners.values()) == i.count for i in plan.items)
