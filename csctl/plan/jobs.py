@@ -44,6 +44,7 @@ NEEDS_ATTRS = (
 # expressions, the file system domain). Jobs equal in all of these form one autocluster.
 SIGNIFICANT_ATTRS = (
     "Owner",
+    "AcctGroup",  # fair share counts a job against its accounting group, where it has one
     "Requirements",
     "MemoryUsage",
     "ImageSize",
