@@ -93,7 +93,16 @@ def run_cycle(
     demand = snapshot_demand(snapshot, config)
     clock.lap("demand")
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
-    plan = plan_boot(allowed, snapshot.instances, config, backoff.active(now), now, snapshot.failed_clouds)
+    plan = plan_boot(
+        allowed,
+        snapshot.instances,
+        config,
+        backoff.active(now),
+        now,
+        snapshot.cloud_errors,
+        quotas=snapshot.quotas,
+        priorities=snapshot.priorities,
+    )
     booted = execute_boot(plan, clouds, config, key, now, backoff)
     clock.lap("boot")
     retire_plan = plan_retire(joins, demand, config, now, hold=view.hold)
@@ -180,7 +189,16 @@ def plan_cycle(
     demand = snapshot_demand(snapshot, config)
     skipped = backoff.active(now)
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
-    boot_plan = plan_boot(allowed, snapshot.instances, config, skipped, now, snapshot.failed_clouds)
+    boot_plan = plan_boot(
+        allowed,
+        snapshot.instances,
+        config,
+        skipped,
+        now,
+        snapshot.cloud_errors,
+        quotas=snapshot.quotas,
+        priorities=snapshot.priorities,
+    )
     return CyclePlan(
         idle_jobs=demand.idle_jobs,
         unservable_jobs=sum(r.jobs for r in demand.rejected),
