@@ -61,7 +61,7 @@ def export_apel(services: Services, outgoing: Path, since: datetime | None, dry_
             return result
         result.files = [add_message(outgoing, m.encode()) for m in result.messages]
         with ledger.transaction():  # only records on disk count as written out
-            ledger.publish((r.csctl_id, r.month, r.digest()) for r in made)
+            ledger.publish((r.csctl_id, r.month, r.digest) for r in made)
             ledger.set_meta(EXPORTED, str(int(now.timestamp())))
     return result
 
@@ -79,7 +79,7 @@ def _records(ledger: Ledger, site: Site, now: int, since: datetime | None) -> li
         cpu = ledger.cpu_by_month(vm.csctl_id for vm in vms)
     sent = ledger.published()
     made = records(vms, cpu, site, now)
-    return [r for r in made if sent.get((r.csctl_id, r.month)) != r.digest()]
+    return [r for r in made if sent.get((r.csctl_id, r.month)) != r.digest]
 
 
 def add_message(outgoing: Path, data: bytes) -> str:

@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from csctl.plan.accounting.usage import VMUsage, month_slices
 
@@ -62,6 +63,7 @@ class Record:
         lines += [f"{key}: {value}" for key, value in self.fields]
         return "\n".join(lines)
 
+    @cached_property
     def digest(self) -> str:
         """A short fingerprint of the usage it reports: equal fingerprints, nothing new to send."""
         return hashlib.sha256(repr(self.fields).encode()).hexdigest()[:32]
@@ -117,7 +119,7 @@ def _fold(per_month: Mapping[str, float], months: Sequence[str]) -> Mapping[str,
 
 def _record(vm: VMUsage, cpu: float, site: Site, month: str, lo: int, hi: int, last: bool) -> Record:
     ended = last and vm.terminated is not None
-    values: dict[str, object | None] = {
+    values: dict[str, object | None] = {  # in APEL's order (FIELDS)
         "VMUUID": vm_uuid(site.pool, vm.csctl_id),
         "SiteName": site.site_name,
         "CloudComputeService": vm.cloud,
@@ -139,7 +141,8 @@ def _record(vm: VMUsage, cpu: float, site: Site, month: str, lo: int, hi: int, l
         "ImageId": vm.image,
         "CloudType": CLOUD_TYPE,
     }
-    fields = tuple((key, clean(values[key])) for key in FIELDS if values.get(key) is not None)
+    # numbers are csctl's own; text (names, the image) is cleaned
+    fields = ((k, clean(v) if isinstance(v, str) else str(v)) for k, v in values.items() if v is not None)
     return Record(vm.csctl_id, month, tuple((k, v) for k, v in fields if v))
 
 
