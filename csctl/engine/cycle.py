@@ -16,6 +16,7 @@ from pathlib import Path
 
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
+from csctl.engine.accounting.record import update_ledger
 from csctl.engine.boot import BootReport, execute_boot
 from csctl.engine.downtime import in_effect, publish_to
 from csctl.engine.joincheck import FixReport, fix_failed_joins
@@ -110,6 +111,8 @@ def run_cycle(
     retired = execute_retire(retire_plan, joins, pool, clouds, config, key, now)
     clock.lap("retire")
     settled = settle(view, clouds, config, now)
+    settled += update_ledger(config, pool, snapshot, now)  # the ledger: warnings only, never an error
+    clock.lap("accounting")
     settled += publish_to(pool, config, downtimes.downtimes, now, [])
 
     report = CycleReport(
