@@ -196,3 +196,64 @@ def test_an_instance_whose_tags_break_the_id_grammar_is_set_aside_and_named(seed
         "instance 'i-evil' skipped: csctl id '../../etc/cron.d/pwn-0' is not a csctl id"
     ]
     assert snapshot.errors == []
+
+
+class QuotaCloud(FakeCloud):
+    """A cloud whose quota call meets the others at the barrier, then answers or fails."""
+
+    def __init__(self, name: str, quota: Quota | Exception, **kw: object) -> None:
+        super().__init__(name, **kw)  # type: ignore[arg-type]
+        self.answer = quota
+
+    def quota(self) -> Quota:
+        self.arrive("quota")
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_every_clouds_quota_is_asked_once_with_the_lists_and_a_failure_stays_its_own(seed_config):
+    barrier = threading.Barrier(4)  # two clouds' list and quota calls, all at once
+    clouds = {
+        "a": QuotaCloud("a", Quota(instances=3), vms=1, barrier=barrier),
+        "b": QuotaCloud("b", CloudAuthError("b", "token expired"), vms=1, barrier=barrier),
+    }
+    snapshot = take_snapshot(None, clouds, seed_config)
+    assert all(sorted(c.calls) == ["list pool.example.org", "quota"] for c in clouds.values())
+    assert snapshot.quotas == {"a": Quota(instances=3), "b": Quota(error="cloud b: token expired")}
+    assert snapshot.errors == [] and len(snapshot.instances) == 2  # the boots elsewhere go on
+
+
+def test_a_driver_bug_in_quota_is_an_unknown_quota_not_a_crash(seed_config):
+    snapshot = take_snapshot(None, {"a": QuotaCloud("a", RuntimeError("boom"))}, seed_config)
+    assert snapshot.quotas == {"a": Quota(error="RuntimeError: boom")}
+
+
+class Negotiator(FakePool):
+    """A pool whose negotiator tells user priorities, or fails to."""
+
+    def __init__(self, priorities: dict[str, float] | None, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.priorities = priorities
+
+    def user_priorities(self) -> dict[str, float]:
+        self.arrive("user_priorities")
+        if self.priorities is None:
+            raise PoolUnreachable("negotiator down")
+        return self.priorities
+
+
+def test_user_priorities_are_read_with_the_rest_under_the_htcondor_policy(seed_config):
+    config = seed_config.model_copy(
+        update={"policy": seed_config.policy.model_copy(update={"fair_share": "htcondor"})}
+    )
+    barrier = threading.Barrier(5)  # the pool's 3 queries, the priorities and one cloud's list
+    pool = Negotiator({"alice@d": 500.0}, barrier=barrier)
+    snapshot = take_snapshot(pool, {"a": FakeCloud("a", barrier=barrier)}, config)
+    assert snapshot.priorities == {"alice@d": 500.0}
+    snapshot = take_snapshot(Negotiator(None), {}, config)
+    assert snapshot.priorities == {} and snapshot.errors == ["schedd s2: timed out"]
+    assert snapshot.warnings == ["user priorities unknown (negotiator down): equal shares this cycle"]
+    # under the default policy, the negotiator is not asked
+    pool = Negotiator({"alice@d": 500.0})
+    assert take_snapshot(pool, {}, seed_config).priorities == {} and "user_priorities" not in pool.calls
