@@ -96,6 +96,9 @@ NEGOTIATOR_MIN_INTERVAL = 1
 SCHEDD_INTERVAL = 5
 # csctl sees which VM runs each job from the job ad, also when the collector forgot the VM
 SYSTEM_JOB_MACHINE_ATTRS = CsctlId
+# csctl publishes its declared downtimes as generic ads (UPDATE_AD_GENERIC and
+# INVALIDATE_ADS_GENERIC need DAEMON at the collector); here csctl runs as csctl-user
+COLLECTOR.ALLOW_DAEMON = $(ALLOW_DAEMON) csctl-user@$(UID_DOMAIN)
 # csctl's VMs may advertise only startds of their own boot batch (csctl README, Security)
 COLLECTOR_REQUIREMENTS = (CsctlBatch =?= undefined && CsctlId =?= undefined) || \\
   (AuthenticatedIdentity =?= strcat("vm-", CsctlBatch, "@{POOL_NAME}") && \\
