@@ -99,8 +99,13 @@ def allocate(
     for first in (True, False):  # VMHighPriority asks before all others
         phase = [a for a in asks if a.high_priority is first and a.vms > 0]
         if policy == "off":
+            dead: set[int] = set()
             for ask in phase:
-                _book(granted, ask, place(ask.requirement, ask.owner, ask.vms))
+                if ask.requirement not in dead:
+                    n = place(ask.requirement, ask.owner, ask.vms)
+                    _book(granted, ask, n)
+                    if n < ask.vms:
+                        dead.add(ask.requirement)
         else:
             _fill(phase, owner_weights or {}, place, granted)
     return granted

@@ -291,6 +291,7 @@ class _Placer:
         self.why: dict[int, str] = {}  # requirement -> why the last booking came up short
         order = {name: i for i, name in enumerate(config.clouds)}
         self.clouds = [_clouds_by_priority(r, config, order) for r in requirements]
+        self.live = [list(clouds) for clouds in self.clouds]  # those that may still take a VM
 
     def place(self, index: int, owner: str, want: int) -> int:
         """Book up to ``want`` VMs of requirement ``index`` for ``owner``; how many booked."""
@@ -321,11 +322,35 @@ class _Placer:
         ]
 
     def _book(self, index: int, owner: str, want: int) -> tuple[int, str | None]:
-        """Place up to ``want`` VMs of one requirement; return how many, and why not more."""
+        """Place up to ``want`` VMs of one requirement; return how many, and why not more.
+
+        A cloud that cannot take one more VM of the requirement (no image, backed off,
+        full) leaves its list of live clouds for good: rooms only shrink in one plan, so
+        each booking looks at the clouds that may still take it, not at all of them."""
         req = self.requirements[index]
         vm_type = self.config.vm_types[req.vm_type]
         size = (vm_type.cpus, vm_type.memory, vm_type.disk)
-        placed, blocked = 0, []
+        live = self.live[index]
+        placed = 0
+        for cloud in list(live):
+            image = req.images.get(cloud) or vm_type.images.get(cloud)
+            if image is not None and _backoff_until(self.backed_off, cloud, image, self.now) is None:
+                room = self.rooms[cloud]
+                n = min(want - placed, room.fits(*size))
+                if n > 0:
+                    room.take(n, *size)
+                    self._add_item(req, cloud, image, owner, n)
+                    placed += n
+                    if placed == want:
+                        break
+            live.remove(cloud)
+        return placed, None if placed == want else self._why_not(index, size)
+
+    def _why_not(self, index: int, size: tuple[int, int, int]) -> str | None:
+        """Why no cloud of the requirement takes one more VM, cloud by cloud."""
+        req = self.requirements[index]
+        vm_type = self.config.vm_types[req.vm_type]
+        blocked = []
         for cloud in self.clouds[index]:
             image = req.images.get(cloud) or vm_type.images.get(cloud)
             if image is None:
@@ -333,17 +358,9 @@ class _Placer:
             until = _backoff_until(self.backed_off, cloud, image, self.now)
             if until is not None:
                 blocked.append(f"{cloud} backed off until {until:%H:%M:%S}")
-                continue
-            room = self.rooms[cloud]
-            n = min(want - placed, room.fits(*size))
-            if n > 0:
-                room.take(n, *size)
-                self._add_item(req, cloud, image, owner, n)
-                placed += n
-                if placed == want:
-                    break
-            blocked.append(room.full(cloud, *size))
-        return placed, "; ".join(blocked) or None
+            else:
+                blocked.append(self.rooms[cloud].full(cloud, *size))
+        return "; ".join(blocked) or None
 
     def _add_item(self, req: VMRequirement, cloud: str, image: str, owner: str, n: int) -> None:
         vm_type = self.config.vm_types[req.vm_type]
