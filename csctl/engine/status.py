@@ -18,8 +18,8 @@ from csctl.engine.downtime import read_downtimes
 from csctl.engine.services import Services
 from csctl.engine.state import read_backoff, read_state_file, write_atomically
 from csctl.engine.view import look
-from csctl.errors import CloudError, ExitCode
-from csctl.model import Cloud
+from csctl.errors import ExitCode
+from csctl.model import Snapshot
 from csctl.plan.downtime import Downtime, Phase, in_scope, phase
 from csctl.plan.supply import snapshot_demand
 
@@ -134,7 +134,7 @@ def status(services: Services) -> StatusReport:
     report.service_downtime = service[0].describe(now) if service else None
     names = list(config.clouds) + sorted({vm.cloud for vm in view.joins.vms} - set(config.clouds))
     for name in names:
-        one = _cloud(name, config, services.clouds.get(name), view.snapshot.failed_clouds)
+        one = _cloud(name, config, view.snapshot)
         _count_vms(one, view.joins.vms, config)
         _backoff(one, backoff.active(now), backoff.failures)
         _downtimes(one, downtimes, now, lead)
@@ -142,19 +142,19 @@ def status(services: Services) -> StatusReport:
     return report
 
 
-def _cloud(name: str, config: Config, cloud: Cloud | None, failed: set[str]) -> CloudStatus:
+def _cloud(name: str, config: Config, snapshot: Snapshot) -> CloudStatus:
+    """Enabled, limits and the quota the snapshot's own quota call got (no second call)."""
     cfg = config.clouds.get(name)
     one = CloudStatus(name, enabled=bool(cfg and cfg.enabled), configured=cfg is not None)
     if cfg is not None:
         one.limits = {"vms": cfg.max_vms, "cores": cfg.max_cores}
-    if cloud is None or name in failed:
-        one.quota_error = "cloud not listed this time" if name in failed else None
-        return one
-    try:
-        room = cloud.quota()
+    room = snapshot.quotas.get(name)
+    if name in snapshot.failed_clouds:
+        one.quota_error = snapshot.cloud_errors.get(name) or "cloud not listed this time"
+    elif room is not None and room.error:
+        one.quota_error = room.error
+    elif room is not None:
         one.quota = {"instances": room.instances, "cores": room.cores, "memory_mb": room.memory_mb}
-    except CloudError as exc:
-        one.quota_error = exc.message
     return one
 
 
