@@ -249,16 +249,45 @@ def _for_downtime(d: Downtime, vm: VMView, image: str | None, now: datetime, lea
     return Retirement(vm.csctl_id, vm.cloud, vm.vm_type, Action.DRAIN, f"{d.describe(now)} {when}: draining")
 
 
+OVERLAP_HORIZON = timedelta(days=62)  # recurring windows are compared this far ahead
+MAX_WINDOWS = 2000  # ... or for this many windows of each, whichever comes first
+
+
+def windows(
+    downtime: Downtime, now: datetime, horizon: timedelta = OVERLAP_HORIZON
+) -> list[tuple[datetime, datetime]]:
+    """The downtime's windows from the one open at ``now`` up to ``now + horizon``."""
+    found: list[tuple[datetime, datetime]] = []
+    win = downtime.window(now)
+    while win is not None and win[0] <= now + horizon and len(found) < MAX_WINDOWS:
+        found.append(win)
+        if downtime.schedule is None:
+            break
+        win = downtime.window(win[1])
+    return found
+
+
+def _overlap(a: list[tuple[datetime, datetime]], b: list[tuple[datetime, datetime]]) -> bool:
+    i = j = 0
+    while i < len(a) and j < len(b):  # both lists are sorted and each one's windows are disjoint
+        if a[i][0] < b[j][1] and b[j][0] < a[i][1]:
+            return True
+        if a[i][1] <= b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
 def overlap_problem(new: Downtime, existing: Iterable[Downtime], now: datetime) -> str | None:
-    """Why ``new`` contradicts a declared downtime: the same scope, overlapping windows, but a
-    different severity or a different fate for the VMs at the start; None if it does not."""
+    """Why ``new`` contradicts a declared downtime: the same scope, overlapping windows
+    (recurring ones compared over the next two months), but a different severity or a
+    different fate for the VMs at the start; None if it does not."""
+    mine = windows(new, now)
     for old in existing:
-        if old.scope != new.scope:
+        if old.scope != new.scope or (old.severity, old.at_start) == (new.severity, new.at_start):
             continue
-        if (old.severity, old.at_start) == (new.severity, new.at_start):
-            continue
-        a, b = new.window(now), old.window(now)
-        if a is not None and b is not None and a[0] < b[1] and b[0] < a[1]:
+        if _overlap(mine, windows(old, now)):
             return (
                 f"overlaps {old.describe(now)} with a different severity or at-start action; "
                 f"remove it first (csctl downtime remove {old.id})"

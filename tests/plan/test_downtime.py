@@ -170,6 +170,16 @@ def test_overlaps_that_contradict_are_refused_and_others_accepted():
     assert declare([first], cloud="A", start="2026-11-25T15:00Z", duration="2h", severity="warning")
 
 
+def test_recurring_windows_that_contradict_are_found_weeks_ahead():
+    weekly = declare(vm_type="t", schedule="0 22 * * 6", duration="8h")  # Saturday nights
+    with pytest.raises(InputError, match="overlaps downtime 9 \\(type t, outage"):
+        declare([weekly], vm_type="t", start="2026-12-20T01:00Z", duration="1h", severity="warning")
+    assert declare([weekly], vm_type="t", start="2026-12-20T06:00Z", duration="1h", severity="warning")
+    nightly = declare(vm_type="t", schedule="@daily", duration="1h", severity="warning")
+    with pytest.raises(InputError, match="overlaps"):
+        declare([nightly], vm_type="t", schedule="30 0 * * 0", duration="1h")
+
+
 def test_durations():
     assert [parse_duration(t) for t in ("90m", "8h", "1d12h", "2h30m")] == [90, 480, 2160, 150]
 
