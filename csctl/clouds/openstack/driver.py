@@ -27,6 +27,7 @@ from csctl.model import (
     TAG_CLOUD,
     TAG_JOINED,
     TAG_POOL,
+    TAG_SOURCE_URL,
     TAG_TYPE,
     BootRequest,
     Instance,
@@ -51,6 +52,7 @@ class Driver:
         self.name = name
         self.settings = settings
         self.private_network = settings.private_network
+        self.zones: tuple[str, ...] = ()  # one availability_zone at most: Nova places the rest
         if connection is not None:
             self.conn = connection
 
@@ -127,19 +129,37 @@ class Driver:
     def quota(self) -> Quota:
         """Room left in the project's compute limits (all its servers, not only csctl's).
 
-        ``Quota()`` when the limits cannot be read; None where a limit is unlimited.
+        None where a limit is unlimited; a CloudError when the limits cannot be read (the
+        snapshot reports it and places within the configured limits alone).
         """
-        try:
-            with self._api("get limits"):
-                absolute = self.conn.compute.get_limits().absolute
-        except CloudError as exc:
-            log.warning("%s", exc.message)
-            return Quota()
+        with self._api("get limits"):
+            absolute = self.conn.compute.get_limits().absolute
         return Quota(
             instances=room(absolute.instances, absolute.instances_used),
             cores=room(absolute.total_cores, absolute.total_cores_used),
             memory_mb=room(absolute.total_ram, absolute.total_ram_used),
         )
+
+    def find_image(self, url: str) -> str | None:
+        """The image registered for the image URL ``url``: one named ``url`` (one ``GET
+        /images?name=``), else one whose property ``csctl-source-url`` is ``url`` (the image
+        list, paginated); the newest when several are."""
+        with self._api(f"find image {url}"):
+            found = [i for i in self.conn.compute.images(details=True, name=url) if i.name == url]
+            if not found:
+                images = self.conn.compute.images(details=True)
+                found = [i for i in images if (i.metadata or {}).get(TAG_SOURCE_URL) == url]
+        if not found:
+            return None
+        return str(max(found, key=lambda i: str(i.created_at or "")).id)
+
+    def check_flavor(self, flavor: str, disk_gb: int) -> str | None:
+        """Why ``flavor`` cannot hold a VM type's ``disk_gb`` root disk, or None when it can
+        (or this cloud boots from a volume of that size). One or two flavor look-ups."""
+        if self.settings.boot_from_volume:
+            return None
+        _, disk = self._flavor(flavor)
+        return _disk_problem(flavor, disk, disk_gb)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -167,15 +187,26 @@ class Driver:
 
     def _create_params(self, request: BootRequest) -> dict[str, Any]:
         assert request.flavor is not None  # _check_request
+        image_id = self._image_id(request.image)
+        flavor_id, flavor_disk = self._flavor(request.flavor)
         params: dict[str, Any] = {
             "name": request.batch_id,
-            "image_id": self._image_id(request.image),
-            "flavor_id": self._flavor_id(request.flavor),
+            "image_id": image_id,
+            "flavor_id": flavor_id,
             "networks": self._networks(),
             "min_count": 1,
             "max_count": request.count,
             "metadata": self._metadata(request),
         }
+        if self.settings.boot_from_volume and request.disk_gb:
+            # the root disk is a new volume of the type's size, made from the image and
+            # deleted with the server; Nova then takes no imageRef
+            del params["image_id"]
+            params["block_device_mapping"] = [_boot_volume(image_id, request.disk_gb)]
+        elif request.disk_gb:
+            problem = _disk_problem(request.flavor, flavor_disk, request.disk_gb)
+            if problem:
+                raise CloudBadRequest(self.name, f"VM type {request.vm_type}: {problem}")
         if request.user_data:
             params["user_data"] = base64.b64encode(request.user_data).decode("ascii")
         return {**params, **self._placement_params()}
@@ -209,15 +240,17 @@ class Driver:
             found = [i.id for i in listed if i.name == image]  # not every glance filters by name
         return self._one("image", image, found)
 
-    def _flavor_id(self, flavor: str) -> str:
-        """A flavor id, from an id (one GET) or a name (a GET, then the flavor list)."""
+    def _flavor(self, flavor: str) -> tuple[str, int | None]:
+        """A flavor's id and root disk in GB, from an id (one GET) or a name (a GET, then
+        the flavor list)."""
         from openstack import exceptions as sdk
 
         with self._api(f"find flavor {flavor}"):
             try:
-                return str(self.conn.compute.find_flavor(flavor, ignore_missing=False).id)
+                found = self.conn.compute.find_flavor(flavor, ignore_missing=False)
             except sdk.NotFoundException:
                 raise CloudBadRequest(self.name, f"no flavor named '{flavor}'") from None
+        return str(found.id), found.disk
 
     def _networks(self) -> Any:
         """The configured network as Nova wants it; "auto" lets Nova pick or allocate one.
@@ -299,6 +332,28 @@ class Driver:
     def _api(self, action: str) -> AbstractContextManager[None]:
         """API calls inside raise csctl CloudErrors only, whatever the SDKs raise."""
         return translated(self.name, self.settings, action)
+
+
+def _disk_problem(flavor: str, disk: int | None, disk_gb: int) -> str | None:
+    """Why a flavor with a ``disk`` GB root disk cannot hold ``disk_gb``. A disk of 0 is
+    Nova's "as large as the image": it cannot be checked, and is let through."""
+    if not disk or disk >= disk_gb:
+        return None
+    return (
+        f"flavor {flavor} has a {disk} GB root disk, less than the VM type's {disk_gb} GB: "
+        "choose a larger flavor, or set boot_from_volume = true on the cloud"
+    )
+
+
+def _boot_volume(image_id: str, disk_gb: int) -> dict[str, Any]:
+    return {
+        "boot_index": 0,
+        "uuid": image_id,
+        "source_type": "image",
+        "destination_type": "volume",
+        "volume_size": disk_gb,
+        "delete_on_termination": True,
+    }
 
 
 def _request_problem(request: BootRequest) -> str | None:

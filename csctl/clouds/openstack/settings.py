@@ -23,6 +23,10 @@ class Settings(BaseModel):
     key_name: str | None = None
     security_groups: list[str] = Field(default_factory=list)
     availability_zone: str | None = None
+    boot_from_volume: bool = Field(
+        False,
+        description="boot from a new volume of the VM type's disk (needs Cinder), not the flavor's disk",
+    )
     private_network: bool = Field(False, description="VMs have no public IP: join via CCB")
     api_timeout: float | None = Field(
         None, gt=0, description="seconds per API request; unset: clouds.yaml's api_timeout, else 60"
