@@ -46,6 +46,7 @@ class Outcome:
     provisioned_core_hours: float
     vm_hours: float
     boots: int
+    boots_by_type: dict[str, int]
     boots_unused: int
     boot_failures: int
     peak_vms: dict[str, int]
@@ -109,6 +110,7 @@ def outcome(label: str, settings: dict[str, Any], run: Run) -> Outcome:
         provisioned_core_hours=_hours(stats.core_seconds),
         vm_hours=_hours(stats.vm_seconds),
         boots=stats.boots,
+        boots_by_type=dict(sorted(stats.boots_by_type.items())),
         boots_unused=stats.boots_unused,
         boot_failures=stats.boot_failures,
         peak_vms=dict(sorted(stats.peak_vms.items())),

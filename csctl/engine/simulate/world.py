@@ -75,6 +75,7 @@ class Stats:
     vm_seconds: float = 0.0
     core_seconds: float = 0.0
     boots: int = 0
+    boots_by_type: dict[str, int] = field(default_factory=dict)
     boots_unused: int = 0
     boot_failures: int = 0
     peak_vms: dict[str, int] = field(default_factory=dict)
@@ -330,6 +331,8 @@ class World:
             )
             self._push(t + int(delay), _JOIN, vm.csctl_id)
         self.stats.boots += item.count
+        by_type = self.stats.boots_by_type
+        by_type[item.vm_type] = by_type.get(item.vm_type, 0) + item.count
         self.cores += item.count * vm_type.cpus
         live = self._live[item.cloud] = self._live.get(item.cloud, 0) + item.count
         self.stats.peak_vms[item.cloud] = max(self.stats.peak_vms.get(item.cloud, 0), live)
