@@ -68,6 +68,7 @@ class Driver:
     metadata_service = "none"  # the launch index is passed to the setup script directly
     user_data_limit = None
     private_network = False  # a local VM is on this host
+    zones: tuple[str, ...] = ()
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
@@ -166,6 +167,10 @@ class Driver:
     def quota(self) -> Quota:
         """The local cloud reports no quota (configure max_vms/max_cores)."""
         return Quota()
+
+    def find_image(self, url: str) -> str | None:
+        """Every image URL is this host's own HTCondor: a local VM boots no image."""
+        return url
 
     # -- one VM ------------------------------------------------------------------------
     def start_vm(self, request: BootRequest, index: int, payload: Payload) -> Instance:

@@ -38,6 +38,9 @@ class Batch:
     metadata: str  # "ec2", "openstack" or "none": where the VM finds its launch index
     private_network: bool = False
     keep_alive_minutes: int | None = None  # the VMKeepAlive of the jobs it is booted for
+    # VMJobPerCore = false: one job per VM, so one static slot holding every resource (a
+    # partitionable slot would let a second job take what the first did not claim)
+    single_slot: bool = False
 
 
 def vm_identity(config: Config, batch_id: str) -> str:
@@ -119,7 +122,7 @@ def condor_config(config: Config, batch: Batch) -> str:
         f"MEMORY = {vm_type.memory}",
         "NUM_SLOTS_TYPE_1 = 1",
         "SLOT_TYPE_1 = 100%",
-        "SLOT_TYPE_1_PARTITIONABLE = True",
+        f"SLOT_TYPE_1_PARTITIONABLE = {not batch.single_slot}",
         # a graceful drain lets running jobs finish instead of evicting them
         "MAXJOBRETIREMENTTIME = $(MAXJOBRETIREMENTTIME:2592000)",
     ]

@@ -85,6 +85,7 @@ def boot_request(
         cloud.metadata_service,
         private_network=cloud.private_network,
         keep_alive_minutes=item.keep_alive_minutes,
+        single_slot=item.single_slot,
     )
     user_data = encode_user_data(render_user_data(config, batch, key, now), cloud.user_data_limit)
     tags = {

@@ -51,6 +51,8 @@ class VMRequirement:
     owners: list[str] = field(default_factory=list)
     # owner, or accounting group where the jobs carry AcctGroup -> its part of vms_needed
     need_by_owner: dict[str, int] = field(default_factory=dict)
+    # VMJobPerCore = false jobs: one job per VM, so the VM gets one slot holding all of it
+    single_slot: bool = False
 
 
 @dataclass
@@ -214,7 +216,14 @@ def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) 
     """The requirement a served group joins: VM type, clouds and what the jobs ask of
     the VM on each. ``known`` remembers it per distinct wish (most groups share one)."""
     needs = s.needs
-    wish = (s.candidate, needs.images, needs.instance_types, needs.max_price, needs.high_priority)
+    wish = (
+        s.candidate,
+        needs.images,
+        needs.instance_types,
+        needs.max_price,
+        needs.high_priority,
+        needs.whole_vm,
+    )
     key = known.get(wish)
     if key is None:
         clouds = s.candidate.clouds
@@ -227,6 +236,7 @@ def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) 
             flavors,
             needs.max_price,
             needs.high_priority,
+            needs.whole_vm,  # whole-VM jobs get VMs of one slot: never mixed with others
         )
     return key
 
@@ -356,6 +366,7 @@ def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
         high_priority=need.high_priority,
         owners=sorted(need.owners),
         need_by_owner=apportion(new_vms, need.load),
+        single_slot=first.needs.whole_vm,
     )
 
 

@@ -26,6 +26,7 @@ class BootItem:
     max_price: float | None = None
     keep_alive_minutes: int | None = None  # the jobs' VMKeepAlive, the largest asked
     owners: dict[str, int] = field(default_factory=dict)  # owner (or accounting group) -> VMs
+    single_slot: bool = False  # for VMJobPerCore = false jobs: the VM has one slot, all of it
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class BootPlan:
         return sum(item.count for item in self.items)
 
 
-_ItemKey = tuple[str, str, str, str | None, float | None]  # cloud, type, image, flavor, price
+# cloud, type, image, flavor, price, one slot per VM
+_ItemKey = tuple[str, str, str, str | None, float | None, bool]
 
 
 @dataclass
@@ -207,8 +209,8 @@ def plan_boot(
     weights = fairshare.weights(policy, {a.owner for a in asks}, priorities)
     granted = fairshare.allocate(asks, policy, placer.place, weights)
     plan_items = [
-        BootItem(cloud, vm_type, p.count, image, flavor, price, p.keep_alive, p.owners)
-        for (cloud, vm_type, image, flavor, price), p in placer.items.items()
+        BootItem(cloud, vm_type, p.count, image, flavor, price, p.keep_alive, p.owners, single)
+        for (cloud, vm_type, image, flavor, price, single), p in placer.items.items()
     ]
     plan = BootPlan(plan_items, placer.unplaced(asks, granted), fair_share=policy)
     plan.owners = _shares(asks, granted, weights, placer.why, policy)
@@ -366,7 +368,8 @@ class _Placer:
         vm_type = self.config.vm_types[req.vm_type]
         flavor = req.instance_types.get(cloud) or vm_type.flavors.get(cloud)
         price = req.max_price if req.max_price is not None else self.config.clouds[cloud].max_price
-        pending = self.items.setdefault((cloud, req.vm_type, image, flavor, price), _Pending())
+        key = (cloud, req.vm_type, image, flavor, price, req.single_slot)
+        pending = self.items.setdefault(key, _Pending())
         pending.count += n
         if owner:
             pending.owners[owner] = pending.owners.get(owner, 0) + n

@@ -184,3 +184,14 @@ def test_site_template(tmp_path):
     with pytest.raises(CsctlError) as info:
         render_user_data(config, BATCH, KEY, NOW)
     assert info.value.message == f"{template}: bad placeholder in user-data template: 'nonsense'"
+
+
+def test_a_vm_for_one_job_has_one_slot_of_everything():
+    shared = condor_config(parse_config(CONFIG), BATCH).splitlines()
+    assert "SLOT_TYPE_1_PARTITIONABLE = True" in shared
+    single = condor_config(parse_config(CONFIG), dataclasses.replace(BATCH, single_slot=True)).splitlines()
+    assert [line for line in single if line.startswith(("NUM_SLOTS", "SLOT_TYPE"))] == [
+        "NUM_SLOTS_TYPE_1 = 1",
+        "SLOT_TYPE_1 = 100%",
+        "SLOT_TYPE_1_PARTITIONABLE = False",
+    ]
