@@ -118,6 +118,12 @@ def test_outage_drains_ahead_then_sends_jobs_elsewhere_and_is_advertised(
     assert not clouds["local"].list_instances(pool_name)
     assert [i.cloud for i in clouds["spare"].list_instances(pool_name)] == ["spare"]
 
+    shown = json.loads(csctl(config, "--json", "status").stdout)
+    local, spare = shown["clouds"]
+    assert local["downtime_active"].startswith("downtime 1 (cloud local, outage") and local["vms"] == {}
+    assert spare["name"] == "spare" and sum(spare["vms"].values()) == 1 and spare["downtime_active"] is None
+    assert shown["last_cycle"]["exit_code"] == 0 and shown["last_cycle"]["booted"] == 1
+
     listed = json.loads(csctl(config, "--json", "downtime", "list").stdout)["downtimes"]
     assert [(d["id"], d["phase"]) for d in listed] == [("1", "active")]
     assert csctl(config, "downtime", "remove", "1").returncode == 0
