@@ -79,7 +79,7 @@ class Downtime:
         length = timedelta(minutes=self.duration_minutes or 0)
         cron = parse_cron(self.schedule)
         # a match within one duration before now opens a window that is still open
-        opened = cron.last_at_or_before(now, now - length + timedelta(seconds=1))
+        opened = cron.last_at_or_before(now, now - length)
         if opened is not None and opened + length > now:
             return opened, opened + length
         following = cron.next_after(now)

@@ -119,6 +119,8 @@ def test_recurring_window_open_now_and_next():
     six = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)  # the end is excluded
     assert d.window(six) == (datetime(2026, 11, 26, 22, tzinfo=UTC), datetime(2026, 11, 27, 6, tzinfo=UTC))
     assert phase(d, datetime(2026, 11, 25, 22, tzinfo=UTC), 0) is Phase.ACTIVE
+    last = datetime(2026, 11, 26, 5, 59, 59, 999_999, tzinfo=UTC)  # the window's last instant
+    assert d.window(last) == (datetime(2026, 11, 25, 22, tzinfo=UTC), six)
 
 
 # -- declaring ----------------------------------------------------------------------------------
