@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from csctl.cli._status_render import render
@@ -83,3 +84,36 @@ def test_help_and_an_unreachable_pool(csctl, tmp_path):
     assert result.stderr.startswith(UNREACHABLE) and result.stdout == ""
     bad = csctl("status", "--watch", "0", config=write_config(tmp_path))
     assert bad.exit_code == ExitCode.USAGE and "0.0 is not in the range x>=1" in bad.stderr
+
+
+def test_watch_redraws_in_place_until_interrupted(monkeypatch, tmp_path):
+    from csctl.cli.app import Application
+    from csctl.cli.status import _watch
+    from csctl.config import parse_config
+    from csctl.console import Console
+    from csctl.engine.services import Services
+    from tests.engine.test_downtime import Cloud, Pool
+    from tests.plan.fleet import CONFIG, NOW
+
+    config = parse_config(f'state_dir = "{tmp_path}"\n' + CONFIG.format(lifetime=0, b_enabled="true"))
+    looks = []
+
+    class CountingPool(Pool):
+        def csctl_slots(self):
+            looks.append(1)
+            return []
+
+    def sleep(seconds):  # the clock is the process edge: the second wait is a Ctrl-C
+        assert seconds == 5
+        if len(looks) > 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("time.sleep", sleep)
+    app = Application(tmp_path / "csctl.toml", Console(), debug=False)
+    pool, clouds = CountingPool(), {"A": Cloud("A"), "B": Cloud("B")}
+    app.__dict__["services"] = Services(
+        config, make_pool=lambda: pool, make_clouds=lambda: clouds, clock=lambda: NOW
+    )
+    with pytest.raises(KeyboardInterrupt):
+        _watch(app, 5)
+    assert len(looks) == 2  # a fresh look at the pool per refresh
