@@ -154,3 +154,19 @@ def test_gocdb_import_refuses_entities(csctl, config, tmp_path):
     result = csctl("downtime", "import", "--gocdb", str(bomb), config=config)
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr == f"error: {bomb}: document type declarations are refused (entity expansion)\n"
+
+
+def test_boot_dry_run_goes_to_the_other_cloud_and_names_the_downtime(csctl, tmp_path):
+    from tests.cli.test_boot import CONFIG, demand_json
+
+    config = tmp_path / "two.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state", work=tmp_path / "vms"))
+    added = csctl(
+        "downtime", "add", "--cloud", "A", "--duration", "2h", "--reason", "disk swap", config=config
+    )
+    assert added.exit_code == 0, added.stderr
+    result = csctl("--json", "boot", "--dry-run", "--demand", "-", config=config, input=demand_json(3))
+    assert result.exit_code == 0, result.stderr
+    assert [(i["cloud"], i["count"]) for i in json.loads(result.stdout)["items"]] == [("B", 3)]
+    assert "warning: big on A kept out by downtime 1 (cloud A, outage " in result.stderr
+    assert ": disk swap)" in result.stderr
