@@ -204,3 +204,32 @@ def test_kill_9_during_a_write_loses_nothing_committed(tmp_path):
     ledger, warnings = open_ledger(state)
     ledger.close()
     assert warnings == []
+
+
+def test_a_history_ad_is_read_defensively():
+    import classad2
+
+    from csctl.pool.htcondor import finished_job
+
+    ad = classad2.ClassAd(
+        {
+            "GlobalJobId": "s#7.0#1",
+            "MachineAttrCsctlId0": "a-1234abcd-0",
+            "Owner": "x" * 1000,
+            "AcctGroup": "atlas",
+            "RequestCpus": 4,
+            "RemoteWallClockTime": 120.0,
+            "RemoteUserCpu": 100.0,
+            "RemoteSysCpu": 5.5,
+            "CompletionDate": 1_800_000_000,
+        }
+    )
+    job = finished_job("s", ad)
+    assert job is not None
+    assert (job.cores, job.wall, job.cpu, job.ended, job.group) == (4, 120, 105.5, 1_800_000_000, "atlas")
+    ad["RemoteWallClockTime"], ad["RemoteUserCpu"], ad["AcctGroup"] = -5, "lots", 3
+    ad["CompletionDate"], ad["EnteredCurrentStatus"] = 0, 1_800_000_100  # removed jobs have no completion
+    odd = finished_job("s", ad)
+    assert odd is not None and (odd.wall, odd.cpu, odd.ended, odd.group) == (0, 5.5, 1_800_000_100, None)
+    del ad["GlobalJobId"]
+    assert finished_job("s", ad) is None
