@@ -4,14 +4,13 @@ slot holding all their resources, so demand's packing and the VM agree."""
 
 from __future__ import annotations
 
+from csctl.config import parse_config
 from csctl.plan.demand import Demand, compute_demand, demand_from_json
 from csctl.plan.placement import plan_boot
 from csctl.plan.queue import group_ads
 from tests.plan.test_demand import CONFIG, jobs
 from tests.plan.test_placement import config as placement_config
 from tests.plan.test_placement import demand as placement_demand
-
-from csctl.config import parse_config  # isort: skip
 
 
 def test_whole_vm_jobs_form_their_own_requirement_of_one_slot_vms() -> None:
