@@ -147,7 +147,9 @@ class Cloud(Protocol):
         ...
 
     def quota(self) -> Quota:
-        """Remaining room, where the API offers it; ``Quota()`` otherwise."""
+        """Remaining room, where the API offers it; ``Quota()`` otherwise. Raises a
+        CloudError subclass when the API cannot be asked: the snapshot reports it and
+        plans that cloud within its configured limits alone."""
         ...
 
     def find_image(self, url: str) -> str | None:
