@@ -233,3 +233,14 @@ def test_a_history_ad_is_read_defensively():
     assert odd is not None and (odd.wall, odd.cpu, odd.ended, odd.group) == (0, 5.5, 1_800_000_100, None)
     del ad["GlobalJobId"]
     assert finished_job("s", ad) is None
+
+
+def test_owner_and_group_are_stored_cut_to_what_apel_holds(tmp_path):
+    cfg, pool = config(tmp_path), HistoryPool()
+    long = FinishedJob("s#1.0#1", "s", "a-1234abcd-0", "o" * 1000, "g\n" * 300, 1, 1, 1.0, 1)
+    pool.jobs = [long]
+    update_ledger(cfg, pool, Snapshot(), T0)
+    ledger, _ = open_ledger(cfg.state_dir)
+    with ledger:
+        (job,) = ledger.jobs()["a-1234abcd-0"]
+    assert (len(job.owner), len(job.group or "")) == (255, 255)

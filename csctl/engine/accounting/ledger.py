@@ -19,15 +19,16 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 
 from csctl.model import FinishedJob
 from csctl.plan.accounting.usage import (
+    MAX_TEXT,
     JobTotals,
     JobUsage,
     VMUsage,
     cpu_by_month,
-    cut,
     job_totals,
     month_bounds,
     month_of,
@@ -55,7 +56,7 @@ CREATE INDEX vms_running ON vms (terminated);
 CREATE TABLE jobs (
   csctl_id TEXT NOT NULL, job TEXT NOT NULL, owner TEXT NOT NULL, acct_group TEXT,
   cores INTEGER NOT NULL, wall INTEGER NOT NULL, cpu REAL NOT NULL, ended INTEGER NOT NULL,
-  schedd TEXT NOT NULL, PRIMARY KEY (csctl_id, job)) WITHOUT ROWID;
+  PRIMARY KEY (csctl_id, job)) WITHOUT ROWID;
 CREATE TABLE marks (schedd TEXT PRIMARY KEY, since TEXT NOT NULL);
 CREATE TABLE published (csctl_id TEXT, month TEXT, digest TEXT NOT NULL,
   PRIMARY KEY (csctl_id, month)) WITHOUT ROWID;
@@ -145,22 +146,13 @@ class Ledger:
         """Record finished jobs; a job already recorded (same GlobalJobId) is kept as is."""
         # a job's VM never changes, so (VM, job) is as unique as the job and keeps a VM's
         # jobs together on disk: reading one VM's jobs is one range of the table
-        rows = (
-            (
-                j.job,
-                j.csctl_id,
-                cut(j.owner),
-                j.group and cut(j.group),
-                j.cores,
-                j.wall,
-                j.cpu,
-                j.ended,
-                j.schedd,
-            )
-            for j in jobs
-        )
+        fields = attrgetter("job", "csctl_id", "owner", "group", "cores", "wall", "cpu", "ended")
+        # owner and group are the submitter's words: SQLite cuts them to what APEL holds (the
+        # schedd is part of the GlobalJobId)
+        cut = f"substr(?, 1, {MAX_TEXT})"
+        values = f"?, ?, {cut}, {cut}, ?, ?, ?, ?"
         self.db.executemany(
-            f"INSERT OR IGNORE INTO jobs ({_JOB_COLUMNS}, schedd) VALUES ({', '.join('?' * 9)})", rows
+            f"INSERT OR IGNORE INTO jobs ({_JOB_COLUMNS}) VALUES ({values})", map(fields, jobs)
         )
 
     def jobs(self, csctl_ids: Iterable[str] | None = None, ended_since: int = 0) -> dict[str, list[JobUsage]]:

@@ -138,12 +138,13 @@ def _record(vm: VMUsage, cpu: float, site: Site, month: str, lo: int, hi: int, l
         "Disk": vm.disk or None,
         "BenchmarkType": site.benchmark_type if vm.benchmark is not None else None,
         "Benchmark": vm.benchmark if site.benchmark_type else None,
-        "ImageId": vm.image,
+        "ImageId": vm.image and clean(vm.image),  # from the cloud's tags: anyone's words
         "CloudType": CLOUD_TYPE,
     }
-    # numbers are csctl's own; text (names, the image) is cleaned
-    fields = ((k, clean(v) if isinstance(v, str) else str(v)) for k, v in values.items() if v is not None)
-    return Record(vm.csctl_id, month, tuple((k, v) for k, v in fields if v))
+    # the other names went through csctl's grammar (configuration, ids: csctl/plan/identity.py)
+    return Record(
+        vm.csctl_id, month, tuple((k, str(v)) for k, v in values.items() if v is not None and v != "")
+    )
 
 
 def messages(texts: Sequence[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import NamedTuple
 
 from csctl.config import Config
@@ -110,12 +111,14 @@ def month_of(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m")
 
 
+@cache
 def month_start(month: str) -> int:
     """The first second of a ``YYYY-MM`` month, UTC."""
     year, number = (int(part) for part in month.split("-"))
     return calendar.timegm((year, number, 1, 0, 0, 0))
 
 
+@cache
 def next_month(month: str) -> str:
     """The month after ``YYYY-MM``."""
     year, number = (int(part) for part in month.split("-"))
