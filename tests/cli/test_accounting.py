@@ -189,3 +189,13 @@ def test_report_by_owner_in_json_csv_and_a_table(csctl, ledger_config):
     )
     assert lines[0][:3] == ["owner", "provisioned core-h", "busy core-h"] and len(lines) == 5
     assert all("\n" not in cell for line in lines for cell in line)
+
+
+def test_a_state_directory_that_is_a_file_is_one_line(csctl, tmp_path):
+    config = write_config(tmp_path)
+    (tmp_path / "state").write_text("not a directory")
+    result = csctl("accounting", "report", config=config)
+    assert result.exit_code != 0 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(
+        f"error: {tmp_path / 'state' / 'ledger.sqlite'}: cannot open the ledger ("
+    )

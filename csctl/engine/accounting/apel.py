@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from csctl.engine.accounting.ledger import Ledger, open_ledger
+from csctl.engine.accounting.ledger import Ledger, ledger_for_command
 from csctl.engine.services import Services
 from csctl.errors import ConfigError, CsctlError
 from csctl.plan.accounting.apel import Record, Site, messages, records
@@ -52,7 +52,7 @@ def export_apel(services: Services, outgoing: Path, since: datetime | None, dry_
         config.accounting.benchmark_type,
         config.accounting.fqan,
     )
-    ledger, warnings = open_ledger(config.state_dir, now)
+    ledger, warnings = ledger_for_command(config.state_dir, now)
     with ledger:
         made = _records(ledger, site, int(now.timestamp()), since)
         texts = [r.text(int(now.timestamp())) for r in made]

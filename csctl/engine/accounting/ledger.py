@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
 
+from csctl.engine.state import StateError
 from csctl.model import FinishedJob
 from csctl.plan.accounting.usage import (
     MAX_TEXT,
@@ -268,6 +269,16 @@ def open_ledger(state_dir: Path, now: datetime | None = None) -> tuple[Ledger, l
         reason = exc if isinstance(exc, NotALedger) else f"unreadable: {exc}"
         warning = f"{path}: {reason}; moved to {aside.name}, accounting starts anew"
         return _open(path), [warning]
+
+
+def ledger_for_command(state_dir: Path, now: datetime) -> tuple[Ledger, list[str]]:
+    """``open_ledger`` for a command: a ledger that cannot be opened at all (an unusable
+    state directory, a lock held too long) is a StateError, one line."""
+    try:
+        return open_ledger(state_dir, now)
+    except (OSError, sqlite3.Error) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StateError(f"{state_dir / LEDGER_FILE}: cannot open the ledger ({detail})") from None
 
 
 def set_aside(path: Path, now: datetime) -> Path:

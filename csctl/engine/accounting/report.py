@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from csctl.engine.accounting.ledger import open_ledger
+from csctl.engine.accounting.ledger import ledger_for_command
 from csctl.engine.services import Services
 from csctl.plan.accounting.report import UsageRow, usage
 
@@ -26,7 +26,7 @@ def usage_report(services: Services, since: datetime, until: datetime, by: str) 
     """Provisioned and busy core-hours, VM-hours, jobs and CPU efficiency per ``by`` over
     ``[since, until)``, from the ledger."""
     now = services.now()
-    ledger, warnings = open_ledger(services.state_dir, now)
+    ledger, warnings = ledger_for_command(services.state_dir, now)
     start, end = int(since.timestamp()), int(until.timestamp())
     with ledger:
         vms = ledger.vms(ended_since=start)
