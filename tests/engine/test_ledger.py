@@ -244,3 +244,18 @@ def test_owner_and_group_are_stored_cut_to_what_apel_holds(tmp_path):
     with ledger:
         (job,) = ledger.jobs()["a-1234abcd-0"]
     assert (len(job.owner), len(job.group or "")) == (255, 255)
+
+
+def test_a_pool_that_cannot_be_asked_for_history_costs_the_jobs_only(tmp_path):
+    from csctl.errors import PoolUnreachable
+
+    class Unreachable(HistoryPool):
+        def job_history(self, marks: Mapping[str, str]) -> JobHistory:
+            raise PoolUnreachable("cannot query collector 127.0.0.1:1: timed out")
+
+    cfg = config(tmp_path)
+    warnings = update_ledger(cfg, Unreachable(), Snapshot(instances=[instance("a-1234abcd-0")]), T0)
+    assert warnings == ["accounting: job history not read: cannot query collector 127.0.0.1:1: timed out"]
+    ledger, _ = open_ledger(cfg.state_dir)
+    with ledger:
+        assert [vm.csctl_id for vm in ledger.vms()] == ["a-1234abcd-0"] and ledger.jobs() == {}

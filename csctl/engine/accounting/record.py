@@ -12,7 +12,8 @@ import sqlite3
 from datetime import datetime
 
 from csctl.config import Config
-from csctl.engine.accounting.ledger import Ledger, broken, open_ledger, set_aside
+from csctl.engine.accounting.ledger import LEDGER_FILE, Ledger, broken, open_ledger, set_aside
+from csctl.errors import CsctlError
 from csctl.model import JobHistory, Pool, Snapshot
 from csctl.plan.accounting.usage import gone, sightings
 
@@ -31,7 +32,7 @@ def update_ledger(config: Config, pool: Pool, snapshot: Snapshot, now: datetime)
                 return warnings + _update(ledger, config, pool, snapshot, now)
         except sqlite3.Error as exc:
             if attempt == 1 and broken(exc):
-                aside = set_aside(config.state_dir / "ledger.sqlite", now)
+                aside = set_aside(config.state_dir / LEDGER_FILE, now)
                 warnings.append(f"ledger unreadable ({exc}); moved to {aside.name}, accounting starts anew")
                 continue
             return warnings + [f"ledger not updated ({exc}); this cycle's accounting is lost"]
@@ -57,5 +58,8 @@ def _history(pool: Pool, marks: dict[str, str]) -> JobHistory:
     read = getattr(pool, "job_history", None)
     if read is None:  # a pool adapter written before the ledger: VMs are still recorded
         return JobHistory(marks=marks)
-    history: JobHistory = read(marks)
+    try:
+        history: JobHistory = read(marks)
+    except CsctlError as exc:  # no schedd could be located: the VMs are still recorded
+        return JobHistory(marks=marks, errors=[f"job history not read: {exc.message}"])
     return history
