@@ -13,19 +13,29 @@ def command() -> None:
 
 
 @command.command("check")
+@click.option(
+    "--clouds",
+    "ask_clouds",
+    is_flag=True,
+    help="Also look up each VM type's flavor on its cloud and refuse one whose disk is smaller.",
+)
 @json_option
 @pass_app
-def check(app: Application) -> None:
+def check(app: Application, ask_clouds: bool) -> None:
     """Validate the configuration and summarize it: pool, clouds, VM types. With
-    --json, every setting as resolved, defaults included.
+    --json, every setting as resolved, defaults included. With --clouds, the clouds
+    are asked too: an OpenStack flavor whose root disk is smaller than its VM type's
+    disk is refused (unless that cloud boots from volume).
 
     Exits 3 with one line per problem (file, key path, what was expected) when invalid.
 
     \b
     Example:
-      csctl --config ./csctl.toml config check
+      csctl --config ./csctl.toml config check --clouds
     """
     config = app.config
+    if ask_clouds:
+        _check_clouds(app)
     if app.console.json_output:
         app.console.print_json(config.model_dump(mode="json"))
         return
@@ -42,3 +52,14 @@ def check(app: Application) -> None:
         for name, t in config.vm_types.items()
     ]
     console.table("VM types", ["type", "cpus", "memory MB", "disk GB", "arch", "clouds"], type_rows)
+
+
+def _check_clouds(app: Application) -> None:
+    from csctl.engine.configcheck import check_clouds
+    from csctl.errors import ConfigError
+
+    checked = check_clouds(app.services)
+    for warning in checked.warnings:
+        app.console.warn(warning)
+    if checked.problems:
+        raise ConfigError([f"{app.config_path}: {p}" for p in checked.problems])
