@@ -11,6 +11,7 @@ from csctl.errors import InputError
 from csctl.plan.demand import Demand, compute_demand
 from csctl.plan.queue import JsonQueue, read_json_queue
 from csctl.plan.supply import snapshot_demand
+from csctl.pool.htcondor import load_classad_functions
 
 
 @dataclass
@@ -43,6 +44,7 @@ def demand(services: Services, from_file: Path | None = None) -> DemandResult:
     are asked."""
     config = services.config
     if from_file is not None:
+        load_classad_functions()  # the pool's queries would have loaded them
         return DemandResult(compute_demand(read_job_file(from_file), [], config))
     snapshot = take_snapshot(services.pool, services.clouds, config)
     result = snapshot_demand(snapshot, config)

@@ -342,7 +342,7 @@ def _circular(job_ad: Any, name: str) -> bool:
     for line in job_ad.printOld().splitlines():
         key, sep, value = line.partition(" = ")
         if sep:
-            refs[key.strip().lower()] = _references(value)
+            refs[key.strip().lower()] = own_references(value)
     seen: set[str] = set()
     stack = [(name.lower(), iter(refs.get(name.lower(), ())))]
     path = {name.lower()}
@@ -368,7 +368,7 @@ _NAME = re.compile(
 )
 
 
-def _references(expression: str) -> set[str]:
+def own_references(expression: str) -> set[str]:
     """Attribute names an expression refers to in its own ad (TARGET. ones excluded)."""
     bare = _STRING.sub('""', expression)
     return {m.group(1).lower() for m in _NAME.finditer(bare) if m.group(1)}

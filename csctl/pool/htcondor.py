@@ -74,6 +74,15 @@ def bindings() -> Any:
     return htcondor2
 
 
+def load_classad_functions() -> None:
+    """Make HTCondor's own ClassAd functions (``split``, ``versionGE``, ...) known to the
+    ClassAd library. The htcondor2 library registers them when it loads; classad2 alone
+    knows only the language's built-ins, and condor_submit >= 25 writes
+    ``versionGE(split(TARGET.CondorVersion)[1], ...)`` into every job's Requirements, so
+    without them a job read from a file would be judged ERROR, not matched."""
+    bindings()
+
+
 class HTCondorPool:
     """Queries one pool's collector and schedds."""
 

@@ -30,8 +30,10 @@ pytestmark = pytest.mark.pool
 
 CYCLE = 10  # seconds between two `csctl run`, as cron's interval
 JOB_SECONDS = 20
-# two bursts of 20 jobs: 16 one-core jobs for `small` (2 cores) and 4 two-core jobs for
-# `big` (4 cores) each; the second lands between two cycles, 35 s after the first
+# two bursts of 20 jobs: 16 one-core jobs for `small` (2 cores) of accounting group atlas
+# and 4 two-core jobs for `big` (4 cores) of group babar each; the second lands between
+# two cycles, 35 s after the first. The clouds cannot boot all at once (6 VMs, 3 a cycle),
+# so fair share between the groups decides the order in both worlds.
 BURSTS = ((0, 16, 4), (35, 16, 4))
 EXTRA = """
 [vm_types.big]
@@ -53,9 +55,11 @@ def _write_config(condor_pool, tmp_path: Path) -> Path:
     return path
 
 
-def _submit(pool, vm_type: str, cpus: int, count: int) -> None:
+def _submit(pool, vm_type: str, cpus: int, count: int, group: str) -> None:
     pool.submit(
         {
+            "accounting_group": group,
+            "accounting_group_user": pool.user,
             "executable": "/bin/sleep",
             "arguments": str(JOB_SECONDS),
             "request_cpus": str(cpus),
@@ -82,8 +86,8 @@ def _real_run(pool, cloud, config: Path) -> tuple[dict[str, set[str]], dict[str,
         while pending and start + pending[0][0] <= next_cycle:
             offset, small, big = pending.pop(0)
             time.sleep(max(0.0, start + offset - time.time()))
-            _submit(pool, "small", 1, small)
-            _submit(pool, "big", 2, big)
+            _submit(pool, "small", 1, small, "atlas")
+            _submit(pool, "big", 2, big, "babar")
         time.sleep(max(0.0, next_cycle - time.time()))
         result = csctl(config, "--json", "run")
         assert result.returncode == ExitCode.OK, result.stderr
@@ -113,7 +117,7 @@ def test_a_bursty_trace_boots_the_same_vms_and_waits_as_long_as_the_simulator_sa
         cloud.terminate(cloud.list_instances(condor_pool.trust_domain))
 
     fields = ["QDate", "JobStartDate", "RemoteWallClockTime", "RequestCpus", "RequestMemory", "RequestDisk"]
-    fields += ["Owner", "VMType", "Requirements", "JobStatus", "MachineAttrCsctlId0"]
+    fields += ["Owner", "AcctGroup", "VMType", "Requirements", "JobStatus", "MachineAttrCsctlId0"]
     history = list(clean_queue.schedd().history(f"QDate >= {int(start) - 1}", fields, match=100))
     jobs = sum(small + big for _, small, big in BURSTS)
     assert len(history) == jobs and all(ad["JobStatus"] == 4 for ad in history), history

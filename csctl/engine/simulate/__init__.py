@@ -16,6 +16,7 @@ from csctl.engine.simulate.report import Report, outcome, report
 from csctl.engine.simulate.runner import Settings, replay
 from csctl.engine.simulate.traces import Trace, read_trace
 from csctl.engine.simulate.variants import swept, variants
+from csctl.pool.htcondor import load_classad_functions
 
 
 def simulate(
@@ -33,6 +34,7 @@ def simulate(
     configs = variants(config, sets)  # every variant is checked before any replay
     if plot_path is not None:
         check_plot(len(configs), plot_path)
+    load_classad_functions()  # jobs' Requirements call HTCondor's functions, as in the pool
     if isinstance(trace, Path):
         trace = read_trace(trace, fmt)
     runs = [(label, chosen, replay(cfg, trace, settings)) for label, chosen, cfg in configs]

@@ -18,6 +18,7 @@ from typing import Any
 
 from csctl.errors import InputError
 from csctl.plan.jobs import NEEDS_ATTRS
+from csctl.plan.matching import own_references
 
 FORMATS = ("swf", "history")
 SWF_FIELDS = 18
@@ -161,7 +162,8 @@ def _number(value: Any) -> float | None:
 def parse_history(text: str, source: str = "trace") -> Trace:
     """Jobs of ``condor_history -json`` output: QDate, RemoteWallClockTime, RequestCpus,
     RequestMemory (else Memory), RequestDisk (else Disk), Owner, AcctGroup, Requirements and
-    the VM attributes (VMType, TargetClouds, ...) where present. An expression Request*
+    the VM attributes (VMType, TargetClouds, ...) where present, and the job's own
+    attributes its Requirements refers to. An expression Request*
     falls back to the provisioned value; removed jobs and ads without QDate are skipped."""
     jobs: list[TraceJob] = []
     skipped: dict[str, int] = {}
@@ -178,6 +180,13 @@ def parse_history(text: str, source: str = "trace") -> Trace:
             continue
         run = _number(ad.get("RemoteWallClockTime")) or 0.0
         attrs = {k: v for k, v in ad.items() if k in HISTORY_ATTRS and v is not None}
+        # what Requirements reads from the job's own ad (MY.FileSystemDomain, say) goes along,
+        # or the expression would be undefined where it matched the pool's machines
+        requirements = ad.get("Requirements")
+        if isinstance(requirements, str):
+            wanted = own_references(requirements.removeprefix("/Expr(").removesuffix(")/"))
+            own = {k: v for k, v in ad.items() if k.lower() in wanted and v is not None}
+            attrs = {**own, **attrs}
         for request, provisioned in (("RequestMemory", "Memory"), ("RequestDisk", "Disk")):
             if _number(attrs.get(request)) is None and _number(ad.get(provisioned)) is not None:
                 attrs[request] = ad[provisioned]

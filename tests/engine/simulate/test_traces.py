@@ -103,3 +103,20 @@ def test_history_one_ad_per_line_and_gzip(tmp_path: Path):
 def test_unreadable_trace_is_an_input_error(tmp_path: Path):
     with pytest.raises(InputError, match="cannot read trace"):
         read_trace(tmp_path / "missing.swf")
+
+
+def test_history_keeps_the_job_attributes_its_requirements_read():
+    requirements = "/Expr((TARGET.FileSystemDomain == MY.FileSystemDomain) && (TARGET.Disk >= RequestDisk))/"
+    ad = {
+        "QDate": 10,
+        "RemoteWallClockTime": 5,
+        "Owner": "alice",
+        "RequestDisk": 100,
+        "Requirements": requirements,
+        "FileSystemDomain": "site.example",
+        "Iwd": "/home/alice",  # not read by Requirements: left behind
+    }
+    [job] = parse_history(json.dumps([ad]), "h.json").jobs
+    fields = dict(job.fields)
+    assert fields["FileSystemDomain"] == "site.example"
+    assert "Iwd" not in fields
