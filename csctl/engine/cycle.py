@@ -17,7 +17,7 @@ from pathlib import Path
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
 from csctl.engine.accounting.record import update_ledger
-from csctl.engine.boot import BootReport, execute_boot
+from csctl.engine.boot import BootReport, execute_boot, resolve_image_urls
 from csctl.engine.downtime import in_effect, publish_to
 from csctl.engine.joincheck import FixReport, fix_failed_joins
 from csctl.engine.metrics import write_metrics
@@ -91,7 +91,8 @@ def run_cycle(
     gone = set(fixed.terminated)
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in gone]
     clock.lap("join-check")
-    demand = snapshot_demand(snapshot, config)
+    # jobs' image URLs (VMLoc) become the images the clouds registered, or are rejected
+    demand, image_warnings = resolve_image_urls(snapshot_demand(snapshot, config), clouds)
     clock.lap("demand")
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
     plan = plan_boot(
@@ -126,7 +127,7 @@ def run_cycle(
         + fixed.errors
         + [o.error for o in booted.outcomes if o.error]
         + retired.errors,
-        warnings=downtimes.warnings + view.warnings + settled,
+        warnings=downtimes.warnings + view.warnings + image_warnings + settled,
         held=list(view.hold),
         downtime=kept_out + downtimes.effects.warnings,
     )
@@ -189,7 +190,7 @@ def plan_cycle(
     view.hold += downtimes.effects.hold()
     failed = set() if view.hold else {vm.csctl_id for vm in joins.failed()}
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in failed]
-    demand = snapshot_demand(snapshot, config)
+    demand, image_warnings = resolve_image_urls(snapshot_demand(snapshot, config), clouds)
     skipped = backoff.active(now)
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
     boot_plan = plan_boot(
@@ -211,7 +212,7 @@ def plan_cycle(
             plan_retire(joins, demand, config, now, hold=view.hold), joins, downtimes.downtimes, config, now
         ),
         errors=list(snapshot.errors),
-        warnings=downtimes.warnings + view.warnings,
+        warnings=downtimes.warnings + view.warnings + image_warnings,
         downtime=kept_out + downtimes.effects.warnings,
     )
 
