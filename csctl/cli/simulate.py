@@ -73,6 +73,12 @@ def _boot_time(ctx: click.Context, param: click.Parameter, value: str | None) ->
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also draw idle jobs, running jobs and paid cores over time into this PNG (needs matplotlib).",
 )
+@click.option(
+    "--downtimes",
+    "downtimes_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Replay under the downtimes of a csctl downtimes file (as STATE_DIR/downtimes.json), trace clock.",
+)
 @json_option
 @pass_app
 def command(
@@ -85,6 +91,7 @@ def command(
     failure_rate: float,
     sets: tuple[str, ...],
     plot_path: Path | None,
+    downtimes_path: Path | None,
 ) -> None:
     """Replay a workload through csctl's own decisions, to tune policy before spending cloud money.
 
@@ -104,7 +111,7 @@ def command(
     from csctl.engine.simulate.runner import DEFAULT_BOOT_TIME, Settings
 
     settings = Settings(seed, cycle, boot_time or DEFAULT_BOOT_TIME, failure_rate)
-    result = simulate(app.config, trace_path, settings, sets, fmt, plot_path)
+    result = simulate(app.config, trace_path, settings, sets, fmt, plot_path, downtimes_path)
     if app.console.json_output:
         app.console.print_json(result.as_json())
         return

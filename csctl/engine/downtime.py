@@ -64,6 +64,28 @@ def read_downtimes(state_dir: Path) -> tuple[list[Downtime], list[str]]:
     return stored.downtimes, [f"{path}: {p}" for p in problems]
 
 
+def read_downtimes_file(path: Path) -> list[Downtime]:
+    """The downtimes of a csctl downtimes file the operator named (``simulate
+    --downtimes``): InputError naming the file for one that cannot be read or any entry
+    that is not a downtime, since a replay without it would answer another question."""
+    try:
+        data = read_state_file(path)
+        if data is None:
+            raise InputError(f"{path}: no such file")
+        raw: Any = json.loads(data)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a csctl downtimes file ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA or not isinstance(raw.get("downtimes"), list):
+        raise InputError(f"{path}: not a csctl downtimes file (schema {SCHEMA})")
+    found = []
+    for number, entry in enumerate(raw["downtimes"], 1):
+        try:
+            found.append(from_json(entry))
+        except (ValueError, TypeError, CsctlError) as exc:
+            raise InputError(f"{path}: downtime {number}: {getattr(exc, 'message', exc)}") from None
+    return found
+
+
 def _load_strict(state_dir: Path) -> Stored:
     path = state_dir / DOWNTIME_FILE
     try:

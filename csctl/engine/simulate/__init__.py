@@ -8,9 +8,11 @@ No decision is made here that ``csctl run`` would not make the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from csctl.config import Config
+from csctl.engine.downtime import read_downtimes_file
 from csctl.engine.simulate.plot import check_plot, plot
 from csctl.engine.simulate.report import Report, outcome, report
 from csctl.engine.simulate.runner import Settings, replay
@@ -26,11 +28,15 @@ def simulate(
     sets: Sequence[str] = (),
     fmt: str | None = None,
     plot_path: Path | None = None,
+    downtimes_path: Path | None = None,
 ) -> Report:
     """Replay ``trace`` (or the trace file, in ``fmt`` or guessed) under ``config`` and
     each variant ``sets`` makes of it (``KEY=V1,V2``), in the simulated world; with
-    ``plot_path``, also draw the variants' timelines there (PNG)."""
+    ``plot_path``, also draw the variants' timelines there (PNG); with ``downtimes_path``,
+    under the downtimes of that csctl downtimes file, on the trace's clock."""
     settings = settings or Settings()
+    if downtimes_path is not None:
+        settings = replace(settings, downtimes=tuple(read_downtimes_file(downtimes_path)))
     configs = variants(config, sets)  # every variant is checked before any replay
     if plot_path is not None:
         check_plot(len(configs), plot_path)

@@ -67,6 +67,7 @@ class Report:
     failure_rate: float
     variants: list[Outcome]
     swept: list[str] = field(default_factory=list)  # the keys whose values set variants apart
+    downtimes: list[str] = field(default_factory=list)  # --downtimes: "id (scope, severity)"
     schema: str = SCHEMA
     # one sample per cycle and variant, for --plot; not part of the JSON document
     timelines: list[list[Sample]] = field(default_factory=list, repr=False)
@@ -137,6 +138,7 @@ def report(trace: Trace, settings: Settings, runs: list[tuple[Outcome, Run]], sw
         failure_rate=settings.failure_rate,
         variants=[o for o, _ in runs],
         swept=swept,
+        downtimes=[shown(f"{d.id} ({d.scope}, {d.severity.value})", 200) for d in settings.downtimes],
         timelines=[run.timeline for _, run in runs],
     )
 

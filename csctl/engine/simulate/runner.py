@@ -10,6 +10,7 @@ the world moves on: jobs arrive, VMs join, jobs end, and its negotiator matches.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from csctl.config import Config
@@ -17,6 +18,7 @@ from csctl.engine.simulate.traces import Trace
 from csctl.engine.simulate.world import World, when
 from csctl.model import Snapshot
 from csctl.plan.backoff import Backoff
+from csctl.plan.downtime import Downtime, effects, keep_out, retire_for_downtimes
 from csctl.plan.placement import plan_boot
 from csctl.plan.reconcile import reconcile
 from csctl.plan.retire import Action, plan_retire
@@ -39,6 +41,7 @@ class Settings:
     cycle: int = DEFAULT_CYCLE
     boot_time: tuple[float, float] = DEFAULT_BOOT_TIME
     failure_rate: float = 0.0
+    downtimes: tuple[Downtime, ...] = ()  # declared as `csctl downtime` does, on the trace's clock
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,14 @@ def replay(config: Config, trace: Trace, settings: Settings) -> Run:
     timeline: list[Sample] = []
     while True:
         world.advance(t)
-        booted = _cycle(world, config, backoff, t)
+        booted, blocked = _cycle(world, config, backoff, t, settings.downtimes)
         timeline.append(Sample(t - start, world.idle, world.running, world.cores))
         cycles += 1
-        if not world.arrivals_left and not world.vms and (not world.busy or _stuck(booted, backoff, t)):
+        if (
+            not world.arrivals_left
+            and not world.vms
+            and (not world.busy or _stuck(booted, blocked, backoff, t))
+        ):
             break
         if t - last > MAX_TAIL_SECONDS:
             break
@@ -92,20 +99,25 @@ def replay(config: Config, trace: Trace, settings: Settings) -> Run:
     return Run(world, cycles, t - start, stranded, timeline)
 
 
-def _stuck(booted: int, backoff: Backoff, t: int) -> bool:
-    """Idle jobs, no VM at all, nothing booted and no backoff to wait out: no later cycle
-    can do otherwise, so the rest of the queue is stranded."""
-    return booted == 0 and not backoff.active(when(t))
+def _stuck(booted: int, blocked: bool, backoff: Backoff, t: int) -> bool:
+    """Idle jobs, no VM at all, nothing booted, no backoff or downtime to wait out: no
+    later cycle can do otherwise, so the rest of the queue is stranded."""
+    return booted == 0 and not blocked and not backoff.active(when(t))
 
 
-def _cycle(world: World, config: Config, backoff: Backoff, t: int) -> int:
-    """One cycle at ``t``, as ``run_cycle`` orders it; returns the VMs booted."""
+def _cycle(
+    world: World, config: Config, backoff: Backoff, t: int, downtimes: Sequence[Downtime]
+) -> tuple[int, bool]:
+    """One cycle at ``t``, as ``run_cycle`` orders it: the VMs booted, and whether a
+    downtime kept boots out."""
     now = when(t)
     snapshot = Snapshot(groups=world.groups(), slots=world.slots(), instances=world.instances())
     joins = reconcile(snapshot.instances, snapshot.slots, config, now)
-    hold = hold_reasons(joins, snapshot.pool_errors)
+    found = effects(downtimes, now, config.policy.downtime_drain_ahead_minutes)
+    hold = hold_reasons(joins, snapshot.pool_errors) + found.hold()
     demand = snapshot_demand(snapshot, config)
-    plan = plan_boot(demand, snapshot.instances, config, backoff.active(now), now)
+    allowed, kept_out = keep_out(demand, config, found)
+    plan = plan_boot(allowed, snapshot.instances, config, backoff.active(now), now)
     booted = 0
     for item in plan.items:
         if world.boot(item, t):
@@ -114,10 +126,12 @@ def _cycle(world: World, config: Config, backoff: Backoff, t: int) -> int:
             backoff.succeed(f"{item.cloud}/{item.image}")
         else:  # the cloud refused the call: it sits out its backoff, as after a real failure
             backoff.fail(item.cloud, now)
-    retire = plan_retire(joins, demand, config, now, hold=hold)
+    retire = retire_for_downtimes(
+        plan_retire(joins, demand, config, now, hold=hold), joins, downtimes, config, now
+    )
     for retirement in retire.retirements:
         if retirement.action is Action.DRAIN:
             world.drain(retirement.csctl_id, t)
         else:
             world.terminate(retirement.csctl_id, t)
-    return booted
+    return booted, bool(kept_out)
