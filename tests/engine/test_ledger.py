@@ -259,3 +259,14 @@ def test_a_pool_that_cannot_be_asked_for_history_costs_the_jobs_only(tmp_path):
     ledger, _ = open_ledger(cfg.state_dir)
     with ledger:
         assert [vm.csctl_id for vm in ledger.vms()] == ["a-1234abcd-0"] and ledger.jobs() == {}
+
+
+def test_a_ledger_lost_from_a_used_state_directory_is_one_line(tmp_path):
+    cfg = config(tmp_path)
+    cfg.state_dir.mkdir()
+    (cfg.state_dir / "backoff.json").write_text('{"failures": {}, "until": {}}')
+    seen = Snapshot(instances=[instance("a-1234abcd-0")])
+    assert update_ledger(cfg, HistoryPool(), seen, T0) == [
+        f"{cfg.state_dir / LEDGER_FILE}: not found; a new ledger starts (usage before now is not in it)"
+    ]
+    assert update_ledger(cfg, HistoryPool(), seen, T0) == []

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
 
-from csctl.engine.state import StateError
+from csctl.engine.state import BACKOFF_FILE, StateError
 from csctl.model import FinishedJob
 from csctl.plan.accounting.usage import (
     MAX_TEXT,
@@ -258,10 +258,15 @@ class Ledger:
 
 def open_ledger(state_dir: Path, now: datetime | None = None) -> tuple[Ledger, list[str]]:
     """The ledger of ``state_dir``, created (0600, in a 0700 directory) when missing. A file
-    that is not a csctl ledger is moved aside and a new ledger started, with one warning."""
+    that is not a csctl ledger is moved aside and a new ledger started, with one warning;
+    so is a ledger gone from a state directory csctl used before (it holds the backoff)."""
     path = state_dir / LEDGER_FILE
+    lost = not os.path.lexists(path) and (state_dir / BACKOFF_FILE).exists()
     try:
-        return _open(path), []
+        ledger = _open(path)
+        return ledger, [
+            f"{path}: not found; a new ledger starts (usage before now is not in it)"
+        ] if lost else []
     except (sqlite3.Error, NotALedger) as exc:
         if isinstance(exc, sqlite3.Error) and not broken(exc):
             raise
