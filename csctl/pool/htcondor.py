@@ -15,10 +15,11 @@ from typing import Any
 
 from csctl.config import PoolConfig
 from csctl.errors import PoolUnreachable
-from csctl.model import DrainTarget, FinishedJob, JobGroup, JobHistory, QueueSnapshot, StartdSlot
+from csctl.model import DrainTarget, JobGroup, JobHistory, QueueSnapshot, StartdSlot
 from csctl.plan import attributes as A
 from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
 from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
+from csctl.pool.history import collect, read_history
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,6 @@ SLOT_PROJECTION = [
     A.CSCTL_CLOUD,
     A.CSCTL_POOL,
 ]
-
-
-# what the ledger reads of a finished job (RemoteWallClockTime covers all its runs; the
-# machine attribute names the VM it last ran on, where all of it is counted)
-HISTORY_PROJECTION = [
-    "GlobalJobId", "ClusterId", "ProcId", "Owner", "AcctGroup", "RequestCpus", "CpusProvisioned",
-    "RemoteWallClockTime", "RemoteUserCpu", "RemoteSysCpu", "CompletionDate", "EnteredCurrentStatus",
-    RUNNING_ON,
-]  # fmt: skip
 
 
 def bindings() -> Any:
@@ -202,40 +194,17 @@ class HTCondorPool:
     def job_history(self, marks: Mapping[str, str]) -> JobHistory:
         """Jobs that ran on csctl VMs and left each schedd's queue after its mark (the
         newest job a previous read returned), newest first: one projected history query
-        per schedd, schedds asked at once."""
-        history = JobHistory(marks=dict(marks))
+        per schedd, schedds asked at once (see csctl/pool/history.py)."""
         schedd_ads = self.schedd_ads()
         workers = max(1, min(MAX_SCHEDD_QUERIES, len(schedd_ads)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-history") as executor:
-            answers = list(executor.map(lambda ad: self._history(ad, marks), schedd_ads))
-        for name, answer in answers:
-            if isinstance(answer, str):
-                history.errors.append(f"schedd {name}: job history: {answer}")
-            elif answer:
-                history.marks[name] = f"{answer[0]['ClusterId']}.{answer[0]['ProcId']}"
-                history.jobs += [job for job in map(lambda ad: finished_job(name, ad), answer) if job]
-        return history
-
-    def _history(self, ad: Any, marks: Mapping[str, str]) -> tuple[str, list[Any] | str]:
-        name = str(ad.get("Name", "?"))
-        since = marks.get(name)
-        try:
-            ads = self.htcondor.Schedd(ad).history(
-                f"{RUNNING_ON} =!= undefined", HISTORY_PROJECTION, since=since
-            )
-            return name, [
-                a for a in ads if isinstance(a.get("ClusterId"), int) and isinstance(a.get("ProcId"), int)
-            ]
-        except self.htcondor.HTCondorException as exc:
-            return name, str(exc)
+            return collect(executor.map(lambda ad: read_history(self.htcondor, ad, marks), schedd_ads), marks)
 
     def user_priorities(self) -> dict[str, float]:
         """Accountant record ``Name`` -> effective priority, the numbers ``condor_userprio``
         shows, in one query of the pool's negotiator (for ``fair_share = "htcondor"``)."""
         try:
-            negotiator = self.htcondor.Negotiator(
-                self.collector.locate(self.htcondor.DaemonType.Negotiator)
-            )
+            negotiator = self.htcondor.Negotiator(self.collector.locate(self.htcondor.DaemonType.Negotiator))
             records = negotiator.getPriorities()
         except self.htcondor.HTCondorException as exc:
             raise PoolUnreachable(f"cannot read user priorities from the negotiator: {exc}") from None
@@ -303,33 +272,6 @@ class HTCondorPool:
             self.collector.advertise([query], "INVALIDATE_ADS_GENERIC")
         except self.htcondor.HTCondorException as exc:
             raise PoolUnreachable(f"collector {self.config.collector} refused to withdraw: {exc}") from None
-
-
-def finished_job(schedd: str, ad: Any) -> FinishedJob | None:
-    """A history ad as the ledger records it; None when it lacks what accounting needs."""
-    ended = _number(ad.get("CompletionDate")) or _number(ad.get("EnteredCurrentStatus"))
-    csctl_id, job = ad.get(RUNNING_ON), ad.get("GlobalJobId")
-    if not ended or not isinstance(csctl_id, str) or not isinstance(job, str):
-        return None
-    group = ad.get("AcctGroup")
-    return FinishedJob(
-        job=job,
-        schedd=schedd,
-        csctl_id=csctl_id,
-        owner=str(ad.get("Owner", "")),
-        group=group if isinstance(group, str) else None,
-        cores=int(_number(ad.get("CpusProvisioned")) or _number(ad.get("RequestCpus")) or 1),
-        wall=int(_number(ad.get("RemoteWallClockTime"))),
-        cpu=_number(ad.get("RemoteUserCpu")) + _number(ad.get("RemoteSysCpu")),
-        ended=int(ended),
-    )
-
-
-def _number(value: Any) -> float:
-    """A non-negative finite number from an ad; 0 when absent, negative or not a number."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e15:
-        return 0.0
-    return float(value)
 
 
 def _sample_ids(job_ids: Any) -> list[str]:

@@ -209,7 +209,7 @@ def test_kill_9_during_a_write_loses_nothing_committed(tmp_path):
 def test_a_history_ad_is_read_defensively():
     import classad2
 
-    from csctl.pool.htcondor import finished_job
+    from csctl.pool.history import finished_job
 
     ad = classad2.ClassAd(
         {

@@ -1,0 +1,73 @@
+"""Finished jobs from the schedds' job history, as the accounting ledger records them.
+
+One projected history query per schedd, constrained to jobs that ran on a csctl VM and
+resumed after the newest job the previous query returned (``since``). Values in the ads
+are the submitters' and the schedds' words: read defensively, never trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from csctl.model import FinishedJob, JobHistory
+from csctl.plan import attributes as A
+
+# the machine's CsctlId copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS): the
+# VM a job last ran on, where all of its time is counted
+RAN_ON = f"MachineAttr{A.CSCTL_ID}0"
+# RemoteWallClockTime covers all of a job's runs; CompletionDate is 0 for a removed job
+PROJECTION = [
+    "GlobalJobId", "ClusterId", "ProcId", "Owner", "AcctGroup", "RequestCpus", "CpusProvisioned",
+    "RemoteWallClockTime", "RemoteUserCpu", "RemoteSysCpu", "CompletionDate", "EnteredCurrentStatus",
+    RAN_ON,
+]  # fmt: skip
+
+
+def read_history(htcondor: Any, schedd_ad: Any, marks: Mapping[str, str]) -> tuple[str, list[Any] | str]:
+    """The schedd's name and its csctl jobs newer than its mark (newest first), or its error."""
+    name = str(schedd_ad.get("Name", "?"))
+    try:
+        ads = htcondor.Schedd(schedd_ad).history(f"{RAN_ON} =!= undefined", PROJECTION, since=marks.get(name))
+    except htcondor.HTCondorException as exc:
+        return name, str(exc)
+    return name, [a for a in ads if isinstance(a.get("ClusterId"), int) and isinstance(a.get("ProcId"), int)]
+
+
+def collect(answers: Iterable[tuple[str, list[Any] | str]], marks: Mapping[str, str]) -> JobHistory:
+    """The schedds' answers as one JobHistory: each schedd's mark moves to its newest job."""
+    history = JobHistory(marks=dict(marks))
+    for name, answer in answers:
+        if isinstance(answer, str):
+            history.errors.append(f"schedd {name}: job history: {answer}")
+        elif answer:
+            history.marks[name] = f"{answer[0]['ClusterId']}.{answer[0]['ProcId']}"
+            history.jobs += [job for job in (finished_job(name, ad) for ad in answer) if job]
+    return history
+
+
+def finished_job(schedd: str, ad: Any) -> FinishedJob | None:
+    """A history ad as the ledger records it; None when it lacks what accounting needs."""
+    ended = _number(ad.get("CompletionDate")) or _number(ad.get("EnteredCurrentStatus"))
+    csctl_id, job = ad.get(RAN_ON), ad.get("GlobalJobId")
+    if not ended or not isinstance(csctl_id, str) or not isinstance(job, str):
+        return None
+    group = ad.get("AcctGroup")
+    return FinishedJob(
+        job=job,
+        schedd=schedd,
+        csctl_id=csctl_id,
+        owner=str(ad.get("Owner", "")),
+        group=group if isinstance(group, str) else None,
+        cores=int(_number(ad.get("CpusProvisioned")) or _number(ad.get("RequestCpus")) or 1),
+        wall=int(_number(ad.get("RemoteWallClockTime"))),
+        cpu=_number(ad.get("RemoteUserCpu")) + _number(ad.get("RemoteSysCpu")),
+        ended=int(ended),
+    )
+
+
+def _number(value: Any) -> float:
+    """A non-negative finite number from an ad; 0 when absent, negative or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e15:
+        return 0.0
+    return float(value)
