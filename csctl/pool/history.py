@@ -24,6 +24,9 @@ PROJECTION = [
 ]  # fmt: skip
 
 
+EARLIEST, LATEST = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01, UTC
+
+
 def read_history(htcondor: Any, schedd_ad: Any, marks: Mapping[str, str]) -> tuple[str, list[Any] | str]:
     """The schedd's name and its csctl jobs newer than its mark (newest first), or its error."""
     name = str(schedd_ad.get("Name", "?"))
@@ -50,8 +53,8 @@ def finished_job(schedd: str, ad: Any) -> FinishedJob | None:
     """A history ad as the ledger records it; None when it lacks what accounting needs."""
     ended = _number(ad.get("CompletionDate")) or _number(ad.get("EnteredCurrentStatus"))
     csctl_id, job = ad.get(RAN_ON), ad.get("GlobalJobId")
-    if not ended or not isinstance(csctl_id, str) or not isinstance(job, str):
-        return None
+    if not EARLIEST < ended < LATEST or not isinstance(csctl_id, str) or not isinstance(job, str):
+        return None  # a time no job of csctl's can have: the ad is not to be believed
     group = ad.get("AcctGroup")
     return FinishedJob(
         job=job,
@@ -60,7 +63,7 @@ def finished_job(schedd: str, ad: Any) -> FinishedJob | None:
         owner=str(ad.get("Owner", "")),
         group=group if isinstance(group, str) else None,
         cores=int(_number(ad.get("CpusProvisioned")) or _number(ad.get("RequestCpus")) or 1),
-        wall=int(_number(ad.get("RemoteWallClockTime"))),
+        wall=int(min(_number(ad.get("RemoteWallClockTime")), ended - EARLIEST)),  # it ran after 2000
         cpu=_number(ad.get("RemoteUserCpu")) + _number(ad.get("RemoteSysCpu")),
         ended=int(ended),
     )

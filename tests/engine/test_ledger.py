@@ -270,3 +270,27 @@ def test_a_ledger_lost_from_a_used_state_directory_is_one_line(tmp_path):
         f"{cfg.state_dir / LEDGER_FILE}: not found; a new ledger starts (usage before now is not in it)"
     ]
     assert update_ledger(cfg, HistoryPool(), seen, T0) == []
+
+
+def test_a_history_ad_with_impossible_times_is_not_believed():
+    import classad2
+
+    from csctl.pool.history import finished_job
+
+    base = {"GlobalJobId": "s#8.0#1", "MachineAttrCsctlId0": "a-1234abcd-0", "RemoteWallClockTime": 1e14}
+    assert finished_job("s", classad2.ClassAd({**base, "CompletionDate": 10**14})) is None
+    assert finished_job("s", classad2.ClassAd({**base, "CompletionDate": 12})) is None
+    job = finished_job("s", classad2.ClassAd({**base, "CompletionDate": 1_800_000_000}))
+    assert job is not None and job.ended - job.wall == 946_684_800  # no run before 2000
+
+
+def test_a_boot_time_tag_from_long_ago_is_kept_sane(tmp_path):
+    cfg = config(tmp_path)
+    old = Instance(
+        "a-1234abcd-0", "A", "big", VMState.RUNNING, "i-1", booted_at=datetime(1, 1, 1, tzinfo=UTC)
+    )
+    update_ledger(cfg, HistoryPool(), Snapshot(instances=[old]), T0)
+    ledger, _ = open_ledger(cfg.state_dir)
+    with ledger:
+        (vm,) = ledger.vms()
+    assert vm.booted == 946_684_800

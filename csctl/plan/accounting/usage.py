@@ -13,6 +13,7 @@ from typing import NamedTuple
 from csctl.config import Config
 from csctl.model import Snapshot, VMState
 
+EARLIEST = 946_684_800  # 2000-01-01 UTC: no VM of csctl's booted before
 MAX_TEXT = 255  # what APEL's columns hold; longer values from the history are cut on entry
 
 
@@ -89,7 +90,7 @@ def sightings(snapshot: Snapshot, config: Config, now: int) -> list[VMUsage]:
                 memory=shape.memory if shape else 0,
                 disk=shape.disk if shape else 0,
                 benchmark=shape.benchmark if shape else None,
-                booted=min(booted, now),
+                booted=min(max(booted, EARLIEST), now),  # a boot tag is anyone's to edit: kept sane
                 joined=joined,
                 drain_started=min(drains) if drains else None,
                 terminated=None,
