@@ -127,7 +127,7 @@ def run_cycle(
         + fixed.errors
         + [o.error for o in booted.outcomes if o.error]
         + retired.errors,
-        warnings=downtimes.warnings + view.warnings + image_warnings + settled,
+        warnings=downtimes.warnings + view.warnings + image_warnings + settled + plan.notes,
         held=list(view.hold),
         downtime=kept_out + downtimes.effects.warnings,
     )
@@ -212,7 +212,7 @@ def plan_cycle(
             plan_retire(joins, demand, config, now, hold=view.hold), joins, downtimes.downtimes, config, now
         ),
         errors=list(snapshot.errors),
-        warnings=downtimes.warnings + view.warnings + image_warnings,
+        warnings=downtimes.warnings + view.warnings + image_warnings + boot_plan.notes,
         downtime=kept_out + downtimes.effects.warnings,
     )
 
