@@ -154,3 +154,21 @@ def test_a_hostile_file_still_serves_the_other_jobs(csctl, tmp_path):
         "RequestCpus: integer 9223372036854775808 is out of the 64-bit range",
         "RequestMemory: refers to itself through other attributes (a circle)",
     ]
+
+
+def test_each_owners_need_is_shown_and_read_back_by_boot(csctl, tmp_path):
+    erin = [
+        {**JOBS[0], "ClusterId": 6, "ProcId": p, "Owner": "erin", "AcctGroup": "group_cms"} for p in range(16)
+    ]
+    path = snapshot(tmp_path, JOBS + erin)  # 25 jobs, eight to a VM: 4 VMs, split 9:16
+    result = csctl("--json", "demand", "--from-file", str(path))
+    data = json.loads(result.stdout)
+    assert data["need_by_owner"] == {"alice": 1, "group_cms": 3}
+    assert [r["need_by_owner"] for r in data["requirements"]] == [{"alice": 1, "group_cms": 3}]
+    text = csctl("demand", "--from-file", str(path)).stdout
+    assert "new VMs by owner" in text
+    rows = [line.replace("│", " ").split() for line in text.splitlines()]
+    assert [r for r in rows if r[:1] in (["alice"], ["group_cms"])] == [["alice", "1"], ["group_cms", "3"]]
+    # boot reads the same output back, owners and all
+    plan = json.loads(csctl("--json", "boot", "--dry-run", "--demand", "-", input=result.stdout).stdout)
+    assert sorted(o["owner"] for o in plan["owners"]) == ["alice", "group_cms"]
