@@ -370,18 +370,6 @@ def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
     )
 
 
-def need_by_owner(req: VMRequirement) -> dict[str, int]:
-    """The requirement's new VMs per owner. A demand file written before owners were kept
-    (or edited by hand) has no parts, or parts that do not add up: those VMs go to one
-    unnamed owner, or are split again in proportion to the parts given."""
-    parts = {k: v for k, v in req.need_by_owner.items() if isinstance(v, int) and v > 0}
-    if sum(parts.values()) == req.vms_needed:
-        return parts
-    if not parts:
-        return {"": req.vms_needed} if req.vms_needed > 0 else {}
-    return apportion(req.vms_needed, {k: float(v) for k, v in parts.items()})
-
-
 def demand_from_json(data: Any) -> Demand:
     """A Demand read back from ``csctl demand --json``; ValueError naming what is wrong."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

@@ -45,13 +45,28 @@ def apportion(total: int, load: dict[str, float]) -> dict[str, int]:
     name that sorts first), so the parts are whole VMs that add up to ``total``."""
     if total <= 0 or not load:
         return {}
-    whole = sum(load.values()) or 1.0
+    if sum(load.values()) <= 0:
+        load = dict.fromkeys(load, 1.0)  # nothing to weigh by: equal parts
+    whole = sum(load.values())
     exact = {key: total * value / whole for key, value in load.items()}
     parts = {key: int(value) for key, value in exact.items()}
     rest = total - sum(parts.values())
     for key in sorted(exact, key=lambda k: (parts[k] - exact[k], k))[:rest]:
         parts[key] += 1
     return {key: n for key, n in sorted(parts.items()) if n}
+
+
+def need_by_owner(parts: Mapping[str, int], vms_needed: int) -> dict[str, int]:
+    """A requirement's ``vms_needed`` per owner, from its ``need_by_owner`` ``parts``. A
+    demand file written before owners were kept (or edited by hand) has no parts, or parts
+    that do not add up: those VMs go to one unnamed owner (""), or are split again in
+    proportion to the parts given."""
+    given = {k: v for k, v in parts.items() if isinstance(v, int) and v > 0}
+    if sum(given.values()) == vms_needed:
+        return given
+    if not given:
+        return {"": vms_needed} if vms_needed > 0 else {}
+    return apportion(vms_needed, {k: float(v) for k, v in given.items()})
 
 
 def weights(

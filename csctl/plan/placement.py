@@ -9,9 +9,10 @@ from datetime import datetime
 from csctl.config import CloudConfig, Config
 from csctl.model import Instance, Quota, VMState
 from csctl.plan import fairshare
-from csctl.plan.demand import Demand, VMRequirement, need_by_owner
+from csctl.plan.demand import Demand, VMRequirement
 
 SCHEMA = "csctl.bootplan/1"
+NO_CLOUD = "no cloud can take it"
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def plan_boot(
     asks = [
         fairshare.Ask(owner, i, n, req.high_priority)
         for i, req in enumerate(requirements)
-        for owner, n in need_by_owner(req).items()
+        for owner, n in fairshare.need_by_owner(req.need_by_owner, req.vms_needed).items()
     ]
     policy = config.policy.fair_share
     weights = fairshare.weights(policy, {a.owner for a in asks}, priorities)
@@ -254,8 +255,9 @@ def _shares(
         needed[ask.owner] = needed.get(ask.owner, 0) + ask.vms
         if granted.get((ask.owner, ask.requirement), 0) < ask.vms:
             reasons = short.setdefault(ask.owner, [])
-            if why[ask.requirement] not in reasons:
-                reasons.append(why[ask.requirement])
+            reason = why.get(ask.requirement, NO_CLOUD)
+            if reason not in reasons:
+                reasons.append(reason)
     rule = {
         "equal": f"equal share among {len(needed)} owner(s)",
         "htcondor": "share by the negotiator's user priority",
@@ -302,7 +304,7 @@ class _Placer:
         self.budget -= placed
         self.placed[index] += placed
         if placed < capped:
-            self.why[index] = why or "no cloud can take it"
+            self.why[index] = why or NO_CLOUD
         elif placed < want:
             cap = self.config.policy.max_new_vms_per_cycle
             self.why[index] = f"policy.max_new_vms_per_cycle ({cap}) reached"
@@ -318,7 +320,7 @@ class _Placer:
             if missing and ask.owner:
                 left.setdefault(ask.requirement, {})[ask.owner] = missing
         return [
-            Unplaced(req.vm_type, req.vms_needed - self.placed[i], self.why[i], left.get(i, {}))
+            Unplaced(req.vm_type, req.vms_needed - self.placed[i], self.why.get(i, NO_CLOUD), left.get(i, {}))
             for i, req in enumerate(self.requirements)
             if self.placed[i] < req.vms_needed
         ]

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from csctl.config import parse_config
 from csctl.model import JobGroup, SupplyVM
-from csctl.plan.demand import VMRequirement, compute_demand, demand_from_json, need_by_owner
+from csctl.plan.demand import compute_demand, demand_from_json
+from csctl.plan.fairshare import need_by_owner
 from csctl.plan.matching import KB_PER_GB
 from csctl.plan.queue import group_ads
 
@@ -204,7 +205,6 @@ def test_the_demand_reader_ignores_fields_it_does_not_know():
 
 
 def test_a_demand_written_before_owners_were_kept_has_one_unnamed_owner():
-    old = VMRequirement("big", ["A"], vms_needed=3)
-    assert need_by_owner(old) == {"": 3}
-    edited = VMRequirement("big", ["A"], vms_needed=4, need_by_owner={"a": 1, "b": 1})
-    assert need_by_owner(edited) == {"a": 2, "b": 2}
+    assert need_by_owner({}, 3) == {"": 3}
+    assert need_by_owner({"a": 1, "b": 1}, 4) == {"a": 2, "b": 2}  # edited by hand: split again
+    assert need_by_owner({"a": 1, "b": 3}, 4) == {"a": 1, "b": 3}
