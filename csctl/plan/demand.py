@@ -102,6 +102,7 @@ class Room:
     disk_kb: int
     supply: SupplyVM | None = None
     used: bool = False
+    one_job: bool = False  # a VM of one static slot: the first job takes all of it
 
     def fits(self, cpus: int, memory: int, disk_kb: int) -> int:
         """How many slots of this size fit in the room left."""
@@ -110,6 +111,8 @@ class Room:
             counts.append(self.memory // memory)
         if disk_kb:
             counts.append(self.disk_kb // disk_kb)
+        if self.one_job:
+            counts.append(1)
         return max(0, min(counts))
 
     def take(self, n: int, cpus: int, memory: int, disk_kb: int) -> None:
@@ -117,6 +120,8 @@ class Room:
         self.memory -= n * memory
         self.disk_kb -= n * disk_kb
         self.used = True
+        if self.one_job:
+            self.cpus = self.memory = self.disk_kb = 0
 
 
 def job_slot(needs: JobNeeds, vm: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -155,6 +160,8 @@ def _pack(
                     n = min(n, bin_.memory // memory)
                 if disk_kb:
                     n = min(n, bin_.disk_kb // disk_kb)
+                if bin_.one_job:
+                    n = min(n, 1)
                 if n > 0:
                     bin_.take(n, cpus, memory, disk_kb)
                     left -= n
@@ -263,10 +270,12 @@ def _shown_owner(owner: str) -> str:
     return shown(owner)  # once per owner: a queue has far fewer owners than groups
 
 
-def _judged(groups: Iterable[JobGroup], config: Config, warnings: list[str]) -> Iterator[_Served | Rejected]:
+def _judged(
+    groups: Iterable[JobGroup], config: Config, warnings: list[str], matcher: Matcher | None
+) -> Iterator[_Served | Rejected]:
     """Each group served or rejected, one at a time: nothing here holds a group's ad
     once it is judged, so groups built lazily (csctl/plan/queue.py) are freed in turn."""
-    matcher = Matcher(config)
+    matcher = matcher or Matcher(config)
     for group in groups:
         try:
             outcome = _classify_one(group, config, matcher, warnings)
@@ -309,18 +318,23 @@ def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
     return read_needs(values)
 
 
-def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], config: Config) -> Demand:
+def compute_demand(
+    groups: Iterable[JobGroup], supply: Iterable[SupplyVM], config: Config, matcher: Matcher | None = None
+) -> Demand:
     """What the queue needs: VM requirements per type and clouds, after using ``supply``.
 
     Supply (booting VMs, free room on joined ones) is consumed first, high-priority
     requirements before the others; the rest is packed onto new VMs of the type.
+    ``matcher`` (built for ``config``) may be kept across calls by a caller that judges
+    the same kinds of jobs again and again (the simulator's cycles); by default each
+    call builds its own.
     """
     rejected: list[Rejected] = []
     warnings: list[str] = []
     by_key: dict[tuple[Any, ...], _Need] = {}
     known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     idle = 0
-    for outcome in _judged(groups, config, warnings):
+    for outcome in _judged(groups, config, warnings, matcher):
         if isinstance(outcome, Rejected):
             rejected.append(outcome)
             idle += outcome.jobs
@@ -334,7 +348,7 @@ def compute_demand(groups: Iterable[JobGroup], supply: Iterable[SupplyVM], confi
         need.add(outcome)
         idle += outcome.count
     bins = [
-        Room(vm.cpus, vm.memory, vm.disk_kb, supply=vm)
+        Room(vm.cpus, vm.memory, vm.disk_kb, supply=vm, one_job=vm.single_slot)
         for vm in sorted(supply, key=lambda v: (not v.booting, v.csctl_id))
     ]
     order = sorted(by_key.values(), key=lambda n: not n.high_priority)

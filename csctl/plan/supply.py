@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from csctl.config import Config
 from csctl.model import Instance, Snapshot, StartdSlot, SupplyVM, VMState
 from csctl.plan.demand import Demand, compute_demand
-from csctl.plan.matching import KB_PER_GB
+from csctl.plan.matching import KB_PER_GB, Matcher
 
 
 def drain_seen(slots: Iterable[StartdSlot]) -> bool:
@@ -22,6 +22,7 @@ def supply_from_slots(slots: Iterable[StartdSlot]) -> list[SupplyVM]:
     unclaimed static slots. Draining VMs offer nothing."""
     room: dict[str, list[int]] = {}
     meta: dict[str, StartdSlot] = {}
+    free_slots: dict[str, int] = {}
     for slot in slots:
         if not slot.free or not slot.csctl_id:
             continue
@@ -30,11 +31,26 @@ def supply_from_slots(slots: Iterable[StartdSlot]) -> list[SupplyVM]:
         totals[1] += slot.memory
         totals[2] += slot.disk_kb
         meta.setdefault(slot.csctl_id, slot)
+        free_slots[slot.csctl_id] = free_slots.get(slot.csctl_id, 0) + 1
+    # a lone free static slot (a VM booted for one job per VM) takes one job, whatever its size
     return [
-        SupplyVM(vm_id, meta[vm_id].vm_type, meta[vm_id].cloud, c, m, d, booting=False)
+        SupplyVM(
+            vm_id,
+            meta[vm_id].vm_type,
+            meta[vm_id].cloud,
+            c,
+            m,
+            d,
+            False,
+            _one_static(meta[vm_id], free_slots),
+        )
         for vm_id, (c, m, d) in sorted(room.items())
         if c > 0
     ]
+
+
+def _one_static(slot: StartdSlot, free_slots: dict[str, int]) -> bool:
+    return slot.slot_type == "Static" and free_slots[slot.csctl_id] == 1
 
 
 def booting_supply(
@@ -50,7 +66,16 @@ def booting_supply(
         if inst.state in (VMState.BOOTING, VMState.RUNNING):
             disk = vm_type.disk * KB_PER_GB
             supply.append(
-                SupplyVM(inst.csctl_id, inst.vm_type, inst.cloud, vm_type.cpus, vm_type.memory, disk, True)
+                SupplyVM(
+                    inst.csctl_id,
+                    inst.vm_type,
+                    inst.cloud,
+                    vm_type.cpus,
+                    vm_type.memory,
+                    disk,
+                    True,
+                    inst.single_slot,
+                )
             )
     return supply
 
@@ -60,7 +85,8 @@ def supply(snapshot: Snapshot, config: Config) -> list[SupplyVM]:
     return supply_from_slots(snapshot.slots) + booting_supply(snapshot.instances, snapshot.slots, config)
 
 
-def snapshot_demand(snapshot: Snapshot, config: Config) -> Demand:
+def snapshot_demand(snapshot: Snapshot, config: Config, matcher: Matcher | None = None) -> Demand:
     """What the snapshot's idle jobs need after all the room csctl already has: the one
-    demand every command (demand, boot, retire, run) plans from."""
-    return compute_demand(snapshot.groups, supply(snapshot, config), config)
+    demand every command (demand, boot, retire, run) plans from (``matcher``: see
+    ``compute_demand``)."""
+    return compute_demand(snapshot.groups, supply(snapshot, config), config, matcher)

@@ -19,6 +19,7 @@ from csctl.engine.simulate.world import World, when
 from csctl.model import Snapshot
 from csctl.plan.backoff import Backoff
 from csctl.plan.downtime import Downtime, effects, keep_out, retire_for_downtimes
+from csctl.plan.matching import Matcher
 from csctl.plan.placement import plan_boot
 from csctl.plan.reconcile import reconcile
 from csctl.plan.retire import Action, plan_retire
@@ -72,6 +73,7 @@ def replay(config: Config, trace: Trace, settings: Settings) -> Run:
     """Replay ``trace`` through csctl's planners under ``config`` in the simulated world."""
     world = World(config, trace.jobs, random.Random(settings.seed), settings.boot_time, settings.failure_rate)
     backoff = Backoff()
+    matcher = Matcher(config)  # the configuration is fixed: its machine ads are built once
     if not trace.jobs:
         return Run(world, 0, 0, 0, [])
     start = trace.jobs[0].submit
@@ -80,7 +82,7 @@ def replay(config: Config, trace: Trace, settings: Settings) -> Run:
     timeline: list[Sample] = []
     while True:
         world.advance(t)
-        booted, blocked = _cycle(world, config, backoff, t, settings.downtimes)
+        booted, blocked = _cycle(world, config, matcher, backoff, t, settings.downtimes)
         timeline.append(Sample(t - start, world.idle, world.running, world.cores))
         cycles += 1
         if (
@@ -106,7 +108,7 @@ def _stuck(booted: int, blocked: bool, backoff: Backoff, t: int) -> bool:
 
 
 def _cycle(
-    world: World, config: Config, backoff: Backoff, t: int, downtimes: Sequence[Downtime]
+    world: World, config: Config, matcher: Matcher, backoff: Backoff, t: int, downtimes: Sequence[Downtime]
 ) -> tuple[int, bool]:
     """One cycle at ``t``, as ``run_cycle`` orders it: the VMs booted, and whether a
     downtime kept boots out."""
@@ -115,7 +117,7 @@ def _cycle(
     joins = reconcile(snapshot.instances, snapshot.slots, config, now)
     found = effects(downtimes, now, config.policy.downtime_drain_ahead_minutes)
     hold = hold_reasons(joins, snapshot.pool_errors) + found.hold()
-    demand = snapshot_demand(snapshot, config)
+    demand = snapshot_demand(snapshot, config, matcher)
     allowed, kept_out = keep_out(demand, config, found)
     plan = plan_boot(allowed, snapshot.instances, config, backoff.active(now), now)
     booted = 0
