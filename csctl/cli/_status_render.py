@@ -20,11 +20,21 @@ def render(report: StatusReport) -> RenderableType:
     parts.append(_clouds(report.clouds))
     parts.append(Text(_demand(report.demand)))
     parts.append(Text(_last_cycle(report.last_cycle)))
-    # the ledger's utilisation over the last 24 h goes here once accounting exists
-    if report.ledger is not None:
-        parts.append(Text(f"ledger: {report.ledger}"))
+    parts.append(Text(_ledger(report.ledger)))
     parts += [Text(f"warning: {w}", style="yellow") for w in report.warnings]
     return Group(*parts)
+
+
+def _ledger(ledger: dict[str, Any] | None) -> str:
+    if ledger is None:
+        return "last 24 h: no accounting ledger yet (csctl run starts it)"
+    used = ledger["utilisation"]
+    share = "-" if used is None else f"{used:.0%}"
+    return (
+        f"last 24 h: utilisation {share} ({ledger['busy_core_hours']:,.1f} of "
+        f"{ledger['provisioned_core_hours']:,.1f} core-hours busy), {ledger['vm_hours']:,.1f} VM-hours, "
+        f"{ledger['jobs']} jobs, {ledger['never_ran_a_job']} VM(s) never ran a job"
+    )
 
 
 def _clouds(clouds: list[CloudStatus]) -> Table:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from csctl.config import Config
+from csctl.engine.accounting.report import recent_usage
 from csctl.engine.downtime import read_downtimes
 from csctl.engine.services import Services
 from csctl.engine.state import read_backoff, read_state_file, write_atomically
@@ -92,14 +93,15 @@ class CloudStatus:
 
 @dataclass
 class StatusReport:
-    """Everything ``csctl status`` shows. ``ledger`` stays None until accounting exists."""
+    """Everything ``csctl status`` shows. ``ledger`` is None until a cycle has started the
+    accounting ledger."""
 
     time: str
     clouds: list[CloudStatus]
     demand: dict[str, Any]
     last_cycle: dict[str, Any] | None
     service_downtime: str | None = None
-    ledger: dict[str, Any] | None = None  # utilisation over the last 24 h, once accounting exists
+    ledger: dict[str, Any] | None = None  # the ledger's utilisation over the last 24 h
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     schema: str = SCHEMA
@@ -117,6 +119,7 @@ def status(services: Services) -> StatusReport:
     downtimes, more = read_downtimes(services.state_dir)
     last, most = read_last_cycle(services.state_dir)
     demand = snapshot_demand(view.snapshot, config)
+    ledger, unread = recent_usage(services.state_dir, now)
     report = StatusReport(
         time=now.isoformat(),
         clouds=[],
@@ -126,8 +129,9 @@ def status(services: Services) -> StatusReport:
             "vms_needed": {r.vm_type: r.vms_needed for r in demand.requirements if r.vms_needed},
         },
         last_cycle=last,
+        ledger=ledger,
         errors=list(view.snapshot.errors),
-        warnings=services.cloud_warnings + warnings + more + most + view.warnings,
+        warnings=services.cloud_warnings + warnings + more + most + unread + view.warnings,
     )
     lead = config.policy.downtime_drain_ahead_minutes
     service = [d for d in downtimes if d.service and phase(d, now, lead) is Phase.ACTIVE]

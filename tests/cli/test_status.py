@@ -70,10 +70,16 @@ def test_a_service_downtime_is_on_top_and_no_cycle_is_said_plainly():
     assert "last cycle: none recorded in the state directory" in screen
 
 
-def test_json_form_keeps_a_place_for_the_ledger():
+def test_json_form_and_the_ledgers_last_24_hours():
     data = report().to_json()
     assert data["schema"] == "csctl.status/1" and data["ledger"] is None
     assert data["clouds"][0]["vms"] == {"busy": 3, "draining": 1}
+    assert "last 24 h: no accounting ledger yet (csctl run starts it)" in text(render(report()))
+    r = report()
+    r.ledger = {"provisioned_core_hours": 96.0, "busy_core_hours": 84.5, "utilisation": 0.8802}
+    r.ledger |= {"vm_hours": 12.0, "jobs": 310, "never_ran_a_job": 1}
+    line = "last 24 h: utilisation 88% (84.5 of 96.0 core-hours busy), 12.0 VM-hours, 310 jobs,"
+    assert line in flat(text(render(r)))
 
 
 def test_help_and_an_unreachable_pool(csctl, tmp_path):

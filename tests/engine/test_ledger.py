@@ -294,3 +294,30 @@ def test_a_boot_time_tag_from_long_ago_is_kept_sane(tmp_path):
     with ledger:
         (vm,) = ledger.vms()
     assert vm.booted == 946_684_800
+
+
+def test_status_sums_the_last_24_hours_and_starts_no_ledger(tmp_path):
+    from csctl.engine.accounting.report import recent_usage
+
+    cfg, pool = config(tmp_path), HistoryPool()
+    assert recent_usage(cfg.state_dir, T0) == (None, [])
+    assert not (cfg.state_dir / LEDGER_FILE).exists()  # status only looks
+    pool.jobs = [finished(1), finished(2)]  # 600 s of one core each, an hour after the boot
+    snapshot = Snapshot(instances=[instance("a-1234abcd-0")])
+    update_ledger(cfg, pool, snapshot, T0 + timedelta(hours=2))
+    before = [p.name for p in cfg.state_dir.iterdir()]
+    ledger, warnings = recent_usage(cfg.state_dir, T0 + timedelta(hours=2))
+    assert warnings == [] and ledger is not None
+    # nothing written but SQLite's own shared-memory index of a WAL ledger, as private as it
+    after = {p.name: p.stat().st_mode & 0o777 for p in cfg.state_dir.iterdir() if p.name not in before}
+    assert set(after) <= {"ledger.sqlite-wal", "ledger.sqlite-shm"} and set(after.values()) <= {0o600}
+    assert (ledger["provisioned_core_hours"], ledger["vm_hours"], ledger["jobs"]) == (16.0, 2.0, 2)
+    assert ledger["busy_core_hours"] == round(1200 / 3600, 2)
+    assert ledger["utilisation"] == round((1200 / 3600) / 16, 4) and ledger["never_ran_a_job"] == 0
+    bad = b"not a database at all" * 100
+    (cfg.state_dir / LEDGER_FILE).write_bytes(bad)
+    assert recent_usage(cfg.state_dir, T0) == (
+        None,
+        [f"{cfg.state_dir / LEDGER_FILE}: cannot read the ledger (file is not a database)"],
+    )
+    assert (cfg.state_dir / LEDGER_FILE).read_bytes() == bad  # left for the next run to set aside

@@ -316,6 +316,23 @@ def _open(path: Path) -> Ledger:
     return Ledger(path, db)
 
 
+def read_only_ledger(path: Path) -> Ledger:
+    """The ledger at ``path`` opened for reading only (``csctl status``): nothing is
+    created, repaired or moved aside. NotALedger for anything but a csctl ledger in a
+    regular file; sqlite3.Error for one that cannot be read."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise NotALedger("not a regular file")
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables or _schema(db) != str(SCHEMA):
+            raise NotALedger("not a csctl ledger of schema 1")
+    except BaseException:
+        db.close()
+        raise
+    return Ledger(path, db)
+
+
 def _schema(db: sqlite3.Connection) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     return None if row is None else str(row[0])
