@@ -23,6 +23,8 @@ TAG_CLOUD = "csctl-cloud"
 TAG_BATCH = "csctl-batch"
 TAG_BOOTED = "csctl-booted"
 TAG_JOINED = "csctl-joined"  # set once, when a cycle first sees the VM's startd
+# "1" on a VM booted with one static slot for one job (VMJobPerCore = false jobs)
+TAG_SLOTS = "csctl-slots"
 # An image property (OpenStack) or tag (EC2) naming the URL a job's VMLoc gives for it.
 TAG_SOURCE_URL = "csctl-source-url"
 
@@ -67,6 +69,7 @@ class Instance:
     fault: str | None = None
     image: str | None = None
     joined_at: datetime | None = None  # from TAG_JOINED: the VM joined the pool once
+    single_slot: bool = False  # from TAG_SLOTS: one static slot, one job at a time
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class SupplyVM:
     memory: int
     disk_kb: int
     booting: bool
+    single_slot: bool = False  # one static slot: whatever its room, it takes one job
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from csctl.model import (
     TAG_CLOUD,
     TAG_JOINED,
     TAG_POOL,
+    TAG_SLOTS,
     TAG_TYPE,
     BootRequest,
     Instance,
@@ -280,6 +281,7 @@ class Driver:
             address="127.0.0.1",
             image=data.get("image"),
             joined_at=parse_joined(tags.get(TAG_JOINED)),
+            single_slot=tags.get(TAG_SLOTS) == "1",
         )
 
     def _stop(self, vm: LocalVM) -> None:

@@ -19,7 +19,17 @@ from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import acting, keep_backoff, read_backoff
 from csctl.errors import CloudError, CloudQuotaError, CsctlError, InputError
-from csctl.model import TAG_BATCH, TAG_BOOTED, TAG_CLOUD, TAG_POOL, TAG_TYPE, BootRequest, Cloud, Instance
+from csctl.model import (
+    TAG_BATCH,
+    TAG_BOOTED,
+    TAG_CLOUD,
+    TAG_POOL,
+    TAG_SLOTS,
+    TAG_TYPE,
+    BootRequest,
+    Cloud,
+    Instance,
+)
 from csctl.plan.backoff import Backoff, after_failure
 from csctl.plan.demand import Demand, demand_from_json
 from csctl.plan.images import LOOKUP_FAILED, image_urls, is_image_url, registration_problem, resolve_images
@@ -95,6 +105,8 @@ def boot_request(
         TAG_BATCH: batch_id,
         TAG_BOOTED: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if item.single_slot:
+        tags[TAG_SLOTS] = "1"  # so that demand counts a booting VM as room for one job
     vm_type = config.vm_types.get(item.vm_type)
     disk = vm_type.disk if vm_type is not None else None
     return BootRequest(

@@ -238,3 +238,12 @@ def test_a_plan_naming_an_unregistered_url_says_how_to_register_and_backs_the_ur
     assert outcome.error is not None
     assert outcome.error.startswith(f"cloud z: no image registered for {URL} on cloud(s) z: upload it there")
     assert set(backoff.active(NOW)) == {f"z/{URL}"}
+
+
+def test_a_one_slot_vm_is_listed_as_one(ec2, zoned):
+    config, cloud, _ = zoned
+    items = [BootItem("z", "t", 1, ec2.image_id(), "t3.micro", single_slot=True)]
+    items.append(BootItem("z", "t", 1, ec2.image_id(), "t3.micro"))
+    execute_boot(BootPlan(items, []), {"z": cloud}, config, KEY, NOW, Backoff())
+    listed = cloud.list_instances(config.pool.name)
+    assert sorted(vm.single_slot for vm in listed) == [False, True]

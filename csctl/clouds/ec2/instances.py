@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from csctl.clouds.base import parse_joined
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_TYPE, Instance, VMState, vm_id
+from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_SLOTS, TAG_TYPE, Instance, VMState, vm_id
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def to_instance(raw: Mapping[str, Any], cloud: str, sent: Mapping[str, str] | No
         fault=_fault(raw, state),
         image=raw.get("ImageId"),
         joined_at=parse_joined(tags.get(TAG_JOINED)),
+        single_slot=tags.get(TAG_SLOTS) == "1",
     )
 
 

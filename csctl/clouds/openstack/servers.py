@@ -16,7 +16,17 @@ from typing import Any
 from csctl.clouds.base import parse_joined
 from csctl.clouds.openstack.errors import one_line
 from csctl.clouds.openstack.settings import TAG_IMAGE
-from csctl.model import TAG_BATCH, TAG_CLOUD, TAG_JOINED, TAG_POOL, TAG_TYPE, Instance, VMState, vm_id
+from csctl.model import (
+    TAG_BATCH,
+    TAG_CLOUD,
+    TAG_JOINED,
+    TAG_POOL,
+    TAG_SLOTS,
+    TAG_TYPE,
+    Instance,
+    VMState,
+    vm_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,7 @@ def to_instance(server: Any, cloud: str) -> Instance:
         fault=_fault(server.fault, state),
         image=metadata.get(TAG_IMAGE),
         joined_at=parse_joined(metadata.get(TAG_JOINED)),
+        single_slot=metadata.get(TAG_SLOTS) == "1",
     )
 
 
