@@ -7,7 +7,7 @@ a ``Demand`` out. Reading the queue is the pool adapter's job; see csctl/pool.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -24,11 +24,11 @@ from csctl.plan.matching import (
     evaluated_attributes,
     unknown_target_clouds,
 )
+from csctl.plan.packing import Room, job_slot, pack
 from csctl.plan.text import shown
 
 SCHEMA = "csctl.demand/1"
 _T = TypeVar("_T")
-OPEN_WINDOW = 8  # partly filled new VMs first-fit searches (older ones are nearly full)
 MAX_REASON = 300  # a reason names attributes and values; values inside are cut shorter
 
 
@@ -87,99 +87,6 @@ class Demand:
             for owner, n in req.need_by_owner.items():
                 total[owner] = total.get(owner, 0) + n
         return dict(sorted(total.items()))
-
-
-# -- packing -----------------------------------------------------------------------------
-
-
-@dataclass
-class Room:
-    """The room left on one VM (booting, joined, or planned) as demand packs jobs onto it;
-    the simulator packs its VMs with the same rules."""
-
-    cpus: int
-    memory: int
-    disk_kb: int
-    supply: SupplyVM | None = None
-    used: bool = False
-    one_job: bool = False  # a VM of one static slot: the first job takes all of it
-
-    def fits(self, cpus: int, memory: int, disk_kb: int) -> int:
-        """How many slots of this size fit in the room left."""
-        counts = [self.cpus // cpus]
-        if memory:
-            counts.append(self.memory // memory)
-        if disk_kb:
-            counts.append(self.disk_kb // disk_kb)
-        if self.one_job:
-            counts.append(1)
-        return max(0, min(counts))
-
-    def take(self, n: int, cpus: int, memory: int, disk_kb: int) -> None:
-        self.cpus -= n * cpus
-        self.memory -= n * memory
-        self.disk_kb -= n * disk_kb
-        self.used = True
-        if self.one_job:
-            self.cpus = self.memory = self.disk_kb = 0
-
-
-def job_slot(needs: JobNeeds, vm: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The room one job takes on a VM of size ``vm`` (cpus, MB, KB)."""
-    if needs.whole_vm:
-        return vm
-    return needs.cpus, needs.memory, needs.disk_kb
-
-
-def _pack(
-    shapes: Sequence[tuple[tuple[int, int, int], int]],
-    vm: tuple[int, int, int],
-    existing: list[Room],
-) -> tuple[int, int]:
-    """First-fit-decreasing of ``(slot, count)`` shapes onto existing bins, then new VMs.
-
-    Returns (jobs placed on existing bins, new VMs opened). Whole new VMs are
-    filled arithmetically, so the cost is per shape and bin, never per job; and only the
-    last ``OPEN_WINDOW`` partly filled new VMs are searched, so 100,000 distinct shapes
-    cost linear time, not quadratic.
-    """
-    merged: dict[tuple[int, int, int], int] = {}
-    for slot, count in shapes:
-        merged[slot] = merged.get(slot, 0) + count
-    on_existing = 0
-    existing = [b for b in existing if b.cpus > 0]
-    opened: list[Room] = []
-    new_vms = 0
-    for (cpus, memory, disk_kb), count in sorted(merged.items(), reverse=True):
-        left = count
-        for bins in (existing, opened[-OPEN_WINDOW:]):
-            for bin_ in bins:
-                # Room.fits, written out: this loop runs up to OPEN_WINDOW times per shape
-                n = min(left, bin_.cpus // cpus)
-                if memory:
-                    n = min(n, bin_.memory // memory)
-                if disk_kb:
-                    n = min(n, bin_.disk_kb // disk_kb)
-                if bin_.one_job:
-                    n = min(n, 1)
-                if n > 0:
-                    bin_.take(n, cpus, memory, disk_kb)
-                    left -= n
-                    on_existing += n if bin_.supply is not None else 0
-                    if left == 0:
-                        break
-            if left == 0:
-                break
-        if left == 0:
-            continue
-        per_vm = Room(*vm).fits(cpus, memory, disk_kb)
-        full, rest = divmod(left, per_vm)
-        new_vms += full + (1 if rest else 0)
-        if rest:
-            partial = Room(*vm)
-            partial.take(rest, cpus, memory, disk_kb)
-            opened.append(partial)
-    return on_existing, new_vms
 
 
 # -- the computation ---------------------------------------------------------------------
@@ -363,7 +270,7 @@ def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
         b for b in bins if b.supply is not None and b.supply.vm_type == type_name and b.supply.cloud in clouds
     ]
     used_before = {id(b) for b in mine if b.used}
-    on_existing, new_vms = _pack(list(need.shapes.items()), need.vm, mine)
+    on_existing, new_vms = pack(list(need.shapes.items()), need.vm, mine)
     touched = [b for b in mine if b.used and id(b) not in used_before]
     return VMRequirement(
         vm_type=type_name,

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from csctl.config import Config
 from csctl.engine.simulate.traces import Fields, TraceJob
 from csctl.model import Instance, JobGroup, JobProblem, StartdSlot, VMState
-from csctl.plan.demand import Room, compute_demand, job_slot  # demand's packing: what fits in a VM's room
+from csctl.plan.demand import compute_demand
 from csctl.plan.jobs import NEEDS_ATTRS, JobNeeds, read_needs
 from csctl.plan.matching import KB_PER_GB, evaluated_attributes
+from csctl.plan.packing import Room, job_slot  # demand's packing: what fits in a VM's room
 from csctl.plan.placement import BootItem
 from csctl.plan.queue import SAMPLE_IDS, groups_from_json
 
