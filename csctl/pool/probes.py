@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from csctl.errors import PoolUnreachable
-from csctl.model import ProbeJob, ProbeStatus
+from csctl.model.imagetest import ProbeJob, ProbeStatus
 from csctl.pool.htcondor import HTCondorPool
 
 T = TypeVar("T")

@@ -11,7 +11,8 @@ import pytest
 
 from csctl.config import VMTypeConfig, parse_config
 from csctl.errors import InputError
-from csctl.model import ProbeStatus, StartdSlot
+from csctl.model import StartdSlot
+from csctl.model.imagetest import ProbeStatus
 from csctl.plan.imagetest import (
     IMAGE_TYPE,
     MISMATCH_EXIT,

@@ -18,7 +18,8 @@ from csctl.engine.imagetest.probe import PROBE_SCRIPT, probe_job
 from csctl.engine.imagetest.runner import DEFAULT_TIMEOUTS, run_image_test
 from csctl.engine.services import Services
 from csctl.errors import InputError
-from csctl.model import Pool, ProbeQueue
+from csctl.model import Pool
+from csctl.model.imagetest import ProbeQueue
 from csctl.plan.imagetest import ImageTestResults, PhaseEvent, Timeouts, image_test_specs
 
 __all__ = ["PROBE_SCRIPT", "Timeouts", "image_test", "probe_job", "run_image_test", "run_image_tests"]

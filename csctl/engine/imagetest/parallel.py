@@ -11,7 +11,8 @@ from typing import Any
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
 from csctl.engine.imagetest.runner import run_image_test
-from csctl.model import Cloud, DrainPool, DrainTarget, ProbeJob, ProbeQueue, ProbeStatus, StartdSlot
+from csctl.model import Cloud, DrainTarget, StartdSlot
+from csctl.model.imagetest import DrainPool, ProbeJob, ProbeQueue, ProbeStatus
 from csctl.plan.imagetest import ImageTestReport, ImageTestSpec
 
 

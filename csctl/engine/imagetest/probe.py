@@ -3,7 +3,7 @@ and reports what it offers, then runs the site's own check."""
 
 from __future__ import annotations
 
-from csctl.model import ProbeJob
+from csctl.model.imagetest import ProbeJob
 from csctl.plan.imagetest import probe_submit
 
 PROBE_SCRIPT = r"""#!/bin/sh

@@ -19,7 +19,8 @@ from csctl.engine.imagetest.probe import probe_job
 from csctl.engine.retire import drain_target
 from csctl.engine.state import state_lock, write_atomically
 from csctl.errors import CsctlError
-from csctl.model import Cloud, DrainPool, Instance, ProbeQueue, ProbeStatus, StartdSlot, VMState, vm_id
+from csctl.model import Cloud, Instance, StartdSlot, VMState, vm_id
+from csctl.model.imagetest import DrainPool, ProbeQueue, ProbeStatus
 from csctl.plan import imagetest as plan
 from csctl.plan.imagetest import (
     ImageTestReport,

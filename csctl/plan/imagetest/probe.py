@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from csctl.config import VMTypeConfig
-from csctl.model import ProbeStatus
+from csctl.model.imagetest import ProbeStatus
 from csctl.plan import attributes as A
 from csctl.plan.imagetest.report import Check, Probe
 from csctl.plan.queue import IDLE
