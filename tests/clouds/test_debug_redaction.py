@@ -50,7 +50,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = (
     '[pool]\nname = "pool.test"\ncollector = "127.0.0.1:1"\n'
     '[clouds.good]\ndriver = "local"\n'  # the clouds booted on are the tests' drivers
-    '[vm_types.t]\ncpus = 2\nmemory = 1000\ndisk = 10\nimages = { good = "img" }\n'
+    # 1 GB of disk: the test Nova's tiny flavor has a 1 GB root disk, and a boot on a
+    # flavor smaller than the type is refused before the server is created
+    '[vm_types.t]\ncpus = 2\nmemory = 1000\ndisk = 1\nimages = { good = "img" }\n'
 )
 
 
