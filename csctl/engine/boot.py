@@ -29,6 +29,7 @@ from csctl.model import (
     BootRequest,
     Cloud,
     Instance,
+    Snapshot,
 )
 from csctl.plan.backoff import Backoff, after_failure
 from csctl.plan.demand import Demand, demand_from_json
@@ -339,19 +340,27 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
         warnings += image_warnings
         needed, kept_out = downtime_demand(needed, config, now)  # outages keep their clouds out
         warnings += kept_out
-        plan = plan_boot(
-            needed,
-            snapshot.instances,
-            config,
-            backoff.active(now),
-            now,
-            snapshot.cloud_errors,
-            quotas=snapshot.quotas,
-            priorities=snapshot.priorities,
-        )
+        plan = plan_from_snapshot(needed, snapshot, config, backoff.active(now), now)
         result = BootResult(plan, errors=list(snapshot.errors), warnings=snapshot.warnings + warnings)
         result.warnings += plan.notes
         if key is not None:
             result.report = execute_boot(plan, services.clouds, config, key, now, backoff)
             result.warnings += keep_backoff(services.state_dir, backoff)
     return result
+
+
+def plan_from_snapshot(
+    demand: Demand, snapshot: Snapshot, config: Config, skipped: Mapping[str, datetime], now: datetime
+) -> BootPlan:
+    """``plan_boot`` with everything the snapshot saw: its instances, the clouds it could
+    not list, their quotas and the negotiator's priorities; ``skipped``: the backoff."""
+    return plan_boot(
+        demand,
+        snapshot.instances,
+        config,
+        skipped,
+        now,
+        snapshot.cloud_errors,
+        quotas=snapshot.quotas,
+        priorities=snapshot.priorities,
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
 from csctl.engine.accounting.record import update_ledger
-from csctl.engine.boot import BootReport, execute_boot, resolve_image_urls
+from csctl.engine.boot import BootReport, execute_boot, plan_from_snapshot, resolve_image_urls
 from csctl.engine.downtime import in_effect, publish_to
 from csctl.engine.joincheck import FixReport, fix_failed_joins
 from csctl.engine.metrics import write_metrics
@@ -30,7 +30,7 @@ from csctl.errors import CsctlError
 from csctl.model import Cloud, Pool
 from csctl.plan.backoff import Backoff
 from csctl.plan.downtime import keep_out, retire_for_downtimes
-from csctl.plan.placement import BootPlan, plan_boot
+from csctl.plan.placement import BootPlan
 from csctl.plan.retire import Action, RetirePlan, plan_retire
 from csctl.plan.supply import snapshot_demand
 
@@ -95,16 +95,7 @@ def run_cycle(
     demand, image_warnings = resolve_image_urls(snapshot_demand(snapshot, config), clouds)
     clock.lap("demand")
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
-    plan = plan_boot(
-        allowed,
-        snapshot.instances,
-        config,
-        backoff.active(now),
-        now,
-        snapshot.cloud_errors,
-        quotas=snapshot.quotas,
-        priorities=snapshot.priorities,
-    )
+    plan = plan_from_snapshot(allowed, snapshot, config, backoff.active(now), now)
     booted = execute_boot(plan, clouds, config, key, now, backoff)
     clock.lap("boot")
     retire_plan = plan_retire(joins, demand, config, now, hold=view.hold)
@@ -193,16 +184,7 @@ def plan_cycle(
     demand, image_warnings = resolve_image_urls(snapshot_demand(snapshot, config), clouds)
     skipped = backoff.active(now)
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
-    boot_plan = plan_boot(
-        allowed,
-        snapshot.instances,
-        config,
-        skipped,
-        now,
-        snapshot.cloud_errors,
-        quotas=snapshot.quotas,
-        priorities=snapshot.priorities,
-    )
+    boot_plan = plan_from_snapshot(allowed, snapshot, config, skipped, now)
     return CyclePlan(
         idle_jobs=demand.idle_jobs,
         unservable_jobs=sum(r.jobs for r in demand.rejected),
