@@ -7,6 +7,7 @@ are the submitters' and the schedds' words: read defensively, never trusted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,14 +25,29 @@ PROJECTION = [
 ]  # fmt: skip
 
 
+JOB_ID = re.compile(r"([0-9]{1,15})\.([0-9]{1,15})")
 EARLIEST, LATEST = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01, UTC
+
+
+def since(mark: str | None) -> Any:
+    """Where a history scan stops: at the job of the mark (``cluster.proc``), as an
+    expression. The bindings read a ``since`` string as a job id in some versions and as an
+    expression in others; the expression means the same in all. None (read everything)
+    for no mark, or one that is not a job id: the ledger keeps each job once."""
+    import classad2
+
+    job = JOB_ID.fullmatch(mark or "")
+    if job is None:
+        return None
+    return classad2.ExprTree(f"ClusterId == {int(job[1])} && ProcId == {int(job[2])}")
 
 
 def read_history(htcondor: Any, schedd_ad: Any, marks: Mapping[str, str]) -> tuple[str, list[Any] | str]:
     """The schedd's name and its csctl jobs newer than its mark (newest first), or its error."""
     name = str(schedd_ad.get("Name", "?"))
     try:
-        ads = htcondor.Schedd(schedd_ad).history(f"{RAN_ON} =!= undefined", PROJECTION, since=marks.get(name))
+        schedd = htcondor.Schedd(schedd_ad)
+        ads = schedd.history(f"{RAN_ON} =!= undefined", PROJECTION, since=since(marks.get(name)))
     except htcondor.HTCondorException as exc:
         return name, str(exc)
     return name, [a for a in ads if isinstance(a.get("ClusterId"), int) and isinstance(a.get("ProcId"), int)]

@@ -321,3 +321,12 @@ def test_status_sums_the_last_24_hours_and_starts_no_ledger(tmp_path):
         [f"{cfg.state_dir / LEDGER_FILE}: cannot read the ledger (file is not a database)"],
     )
     assert (cfg.state_dir / LEDGER_FILE).read_bytes() == bad  # left for the next run to set aside
+
+
+def test_a_history_scan_stops_at_the_mark_job_and_a_bad_mark_reads_everything():
+    from csctl.pool.history import since
+
+    stop = since("1234.5")
+    assert str(stop) == "ClusterId == 1234 && ProcId == 5"
+    for mark in (None, "", "12", "1.2.3", "١٢.٣", "1.2) || true", "9" * 16 + ".0"):
+        assert since(mark) is None, mark
