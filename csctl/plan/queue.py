@@ -324,7 +324,7 @@ def _unparsable(fields: dict[str, Any]) -> JobProblem:
     import classad2
 
     for name, value in fields.items():
-        expression = _expression(value)
+        expression = json_expression(value)
         if expression is None:
             continue
         try:
@@ -334,7 +334,9 @@ def _unparsable(fields: dict[str, Any]) -> JobProblem:
     return JobProblem(next(iter(fields), "?"), "the job's attributes do not parse together")
 
 
-def _expression(value: Any) -> str | None:
+def json_expression(value: Any) -> str | None:
+    """The expression text of a ``condor_q``/``condor_history -json`` value written as
+    ``/Expr(...)/``; None for any other value (a string there is a string literal)."""
     if isinstance(value, str) and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
         return value[len(_EXPR[0]) : -len(_EXPR[1])]
     return None

@@ -19,6 +19,7 @@ from typing import Any
 from csctl.errors import InputError
 from csctl.plan.jobs import NEEDS_ATTRS
 from csctl.plan.matching import own_references
+from csctl.plan.queue import json_expression
 
 FORMATS = ("swf", "history")
 SWF_FIELDS = 18
@@ -182,9 +183,9 @@ def parse_history(text: str, source: str = "trace") -> Trace:
         attrs = {k: v for k, v in ad.items() if k in HISTORY_ATTRS and v is not None}
         # what Requirements reads from the job's own ad (MY.FileSystemDomain, say) goes along,
         # or the expression would be undefined where it matched the pool's machines
-        requirements = ad.get("Requirements")
-        if isinstance(requirements, str):
-            wanted = own_references(requirements.removeprefix("/Expr(").removesuffix(")/"))
+        requirements = json_expression(ad.get("Requirements"))
+        if requirements is not None:
+            wanted = own_references(requirements)
             own = {k: v for k, v in ad.items() if k.lower() in wanted and v is not None}
             attrs = {**own, **attrs}
         for request, provisioned in (("RequestMemory", "Memory"), ("RequestDisk", "Disk")):
