@@ -9,7 +9,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from csctl.engine.accounting.ledger import LEDGER_FILE, NotALedger, ledger_for_command, read_only_ledger
+from csctl.engine.accounting.ledger import (
+    LEDGER_FILE,
+    Ledger,
+    NotALedger,
+    ledger_for_command,
+    read_only_ledger,
+)
 from csctl.engine.services import Services
 from csctl.plan.accounting.report import UsageRow, usage
 
@@ -31,13 +37,16 @@ def usage_report(services: Services, since: datetime, until: datetime, by: str) 
     ``[since, until)``, from the ledger."""
     now = services.now()
     ledger, warnings = ledger_for_command(services.state_dir, now)
-    start, end = int(since.timestamp()), int(until.timestamp())
     with ledger:
-        vms = ledger.vms(ended_since=start)
-        totals = ledger.job_totals(start, end, by)
-        ran = ledger.ran()
-    rows, total = usage(vms, totals, ran, start, end, by, int(now.timestamp()))
+        rows, total = _usage(ledger, int(since.timestamp()), int(until.timestamp()), by, now)
     return UsageReport(by, since, until, rows, total, warnings)
+
+
+def _usage(ledger: Ledger, start: int, end: int, by: str, now: datetime) -> tuple[list[UsageRow], UsageRow]:
+    """The ledger's rows and total over ``[start, end)``, grouped ``by``."""
+    vms = ledger.vms(ended_since=start)
+    totals = ledger.job_totals(start, end, by)
+    return usage(vms, totals, ledger.ran(), start, end, by, int(now.timestamp()))
 
 
 RECENT = timedelta(hours=24)
@@ -54,12 +63,9 @@ def recent_usage(state_dir: Path, now: datetime) -> tuple[dict[str, Any] | None,
     start, end = int((now - RECENT).timestamp()), int(now.timestamp())
     try:
         with read_only_ledger(path) as ledger:
-            vms = ledger.vms(ended_since=start)
-            totals = ledger.job_totals(start, end, "type")
-            ran = ledger.ran()
+            _, total = _usage(ledger, start, end, "type", now)
     except (OSError, sqlite3.Error, NotALedger) as exc:
         return None, [f"{path}: cannot read the ledger ({exc})"]
-    _, total = usage(vms, totals, ran, start, end, "type", end)
     utilisation = total.utilisation
     return {
         "since": (now - RECENT).isoformat(),
