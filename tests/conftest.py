@@ -18,6 +18,7 @@ pytest_plugins = [
         "testbed.fixtures_nova",
         "testbed.fixtures_moto",
         "testbed.fixtures_player",
+        "testbed.fixtures_quotas",
     )
     if importlib.util.find_spec(name) is not None
 ]

@@ -159,6 +159,8 @@ def _cloud(name: str, config: Config, snapshot: Snapshot) -> CloudStatus:
         one.quota_error = room.error
     elif room is not None:
         one.quota = {"instances": room.instances, "cores": room.cores, "memory_mb": room.memory_mb}
+        # EC2's vCPU limits, by quota code: "vCPUs L-1216C47A" -> vCPUs left
+        one.quota |= {f"vCPUs {limit.name.split()[0]}": limit.left for limit in room.vcpus}
     return one
 
 

@@ -97,14 +97,46 @@ class BootRequest:
 
 
 @dataclass(frozen=True)
+class VcpuLimit:
+    """vCPUs left under one of a cloud's limits that count only some instance types: on EC2
+    one per group of instance families and market (on-demand or spot), as Service Quotas
+    sets them. ``families`` are the leading letters of an instance type's family
+    ("m" for m5.large, "inf" for inf2.xlarge)."""
+
+    name: str
+    families: frozenset[str]
+    spot: bool
+    left: int
+
+    def covers(self, flavor: str | None, spot: bool) -> bool:
+        """Whether a VM of instance type ``flavor`` (spot or not) counts against this limit."""
+        return flavor is not None and spot == self.spot and family_letters(flavor) in self.families
+
+
+def family_letters(instance_type: str) -> str:
+    """The leading letters of an instance type's family: "m" for m5.large, "im" for im4gn.large."""
+    family = instance_type.split(".", 1)[0].lower()
+    end = 0
+    while end < len(family) and family[end].isalpha():
+        end += 1
+    return family[:end]
+
+
+@dataclass(frozen=True)
 class Quota:
     """Remaining room on a cloud as its API reports it; None where it does not say.
+    ``vcpus`` are limits that count some instance types only (EC2's vCPU limits).
     ``error`` is set by the snapshot when the quota call failed: the room is unknown."""
 
     instances: int | None = None
     cores: int | None = None
     memory_mb: int | None = None
     error: str | None = None
+    vcpus: tuple[VcpuLimit, ...] = ()
+
+    def vcpu_limit(self, flavor: str | None, spot: bool) -> VcpuLimit | None:
+        """The vCPU limit a VM of this instance type and market counts against, if any."""
+        return next((v for v in self.vcpus if v.covers(flavor, spot)), None)
 
 
 class Cloud(Protocol):

@@ -6,10 +6,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from csctl.config import CloudConfig, Config
-from csctl.model import Instance, Quota, VMState
+from csctl.config import Config
+from csctl.model import Instance, Quota
 from csctl.plan import fairshare
 from csctl.plan.demand import Demand, VMRequirement
+from csctl.plan.rooms import Room, Size, rooms
 
 SCHEMA = "csctl.bootplan/1"
 NO_CLOUD = "no cloud can take it"
@@ -81,101 +82,6 @@ class _Pending:
     owners: dict[str, int] = field(default_factory=dict)
 
 
-def _fits(pairs: Iterable[tuple[int | None, int]]) -> int:
-    counts = [left // need for left, need in pairs if left is not None]
-    return max(0, min(counts)) if counts else 1 << 30
-
-
-@dataclass
-class _Room:
-    """What is left of one cloud's limits (None: unlimited) and of the quota its API
-    reported this cycle (``quota`` None: none reported)."""
-
-    vms: int | None
-    cores: int | None
-    memory: int | None
-    storage: int | None
-    quota: Quota | None = None
-    quota_error: str | None = None  # the quota call failed: configured limits only
-    unlisted: str | None = None  # the list call failed: usage unknown, nothing is booted
-
-    def fits(self, cpus: int, memory: int, disk: int) -> int:
-        if self.unlisted is not None:
-            return 0
-        return min(self._limits_fit(cpus, memory, disk), self._quota_fits(cpus, memory))
-
-    def _limits_fit(self, cpus: int, memory: int, disk: int) -> int:
-        return _fits(((self.vms, 1), (self.cores, cpus), (self.memory, memory), (self.storage, disk)))
-
-    def _quota_fits(self, cpus: int, memory: int) -> int:
-        q = self.quota
-        return 1 << 30 if q is None else _fits(((q.instances, 1), (q.cores, cpus), (q.memory_mb, memory)))
-
-    def take(self, n: int, cpus: int, memory: int, disk: int) -> None:
-        if self.vms is not None:
-            self.vms -= n
-        if self.cores is not None:
-            self.cores -= n * cpus
-        if self.memory is not None:
-            self.memory -= n * memory
-        if self.storage is not None:
-            self.storage -= n * disk
-        q = self.quota
-        if q is not None:
-            self.quota = Quota(
-                None if q.instances is None else q.instances - n,
-                None if q.cores is None else q.cores - n * cpus,
-                None if q.memory_mb is None else q.memory_mb - n * memory,
-            )
-
-    def full(self, cloud: str, cpus: int, memory: int, disk: int) -> str:
-        """Why no further VM of this size fits: the plan says which bound holds."""
-        if self.unlisted is not None:
-            return f"{cloud} could not be listed ({self.unlisted}): its usage is unknown"
-        q = self.quota
-        if q is not None and self._quota_fits(cpus, memory) < self._limits_fit(cpus, memory, disk):
-            bounds = ((q.instances, "VMs"), (q.cores, "cores"), (q.memory_mb, "MB"))
-            left = ", ".join(f"{max(0, v)} {unit}" for v, unit in bounds if v is not None)
-            return f"{cloud}'s quota is used up (left: {left})"
-        if self.quota_error is not None:
-            return f"{cloud} is at its limits (quota unknown: {self.quota_error}; configured limits only)"
-        return f"{cloud} is at its limits"
-
-
-def _used(config: Config, instances: Iterable[Instance]) -> dict[str, tuple[int, int, int, int]]:
-    """VMs, cores, MB and GB each cloud's live csctl instances hold."""
-    used: dict[str, list[int]] = {}
-    for inst in instances:
-        if inst.state is VMState.DELETED:
-            continue
-        vm_type = config.vm_types.get(inst.vm_type)
-        totals = used.setdefault(inst.cloud, [0, 0, 0, 0])
-        totals[0] += 1
-        if vm_type is not None:
-            totals[1] += vm_type.cpus
-            totals[2] += vm_type.memory
-            totals[3] += vm_type.disk
-    return {cloud: (t[0], t[1], t[2], t[3]) for cloud, t in used.items()}
-
-
-def _room(cloud: CloudConfig, used: tuple[int, int, int, int], quota: Quota | None) -> _Room:
-    def left(limit: int | None, taken: int) -> int | None:
-        return None if limit is None else max(0, limit - taken)
-
-    room = _Room(
-        left(cloud.max_vms, used[0]),
-        left(cloud.max_cores, used[1]),
-        left(cloud.max_memory, used[2]),
-        left(cloud.max_storage, used[3]),
-    )
-    if quota is not None and quota.error is not None:
-        room.quota_error = quota.error
-    elif quota is not None and quota != Quota():
-        # the quota counts every server of the project, csctl's included: it is room already
-        room.quota = quota
-    return room
-
-
 def plan_boot(
     demand: Demand,
     instances: Sequence[Instance],
@@ -198,9 +104,9 @@ def plan_boot(
     this cycle: their usage is unknown, so nothing is booted there. ``priorities`` are the
     negotiator's effective user priorities, for ``fair_share = "htcondor"``.
     """
-    rooms = _rooms(config, instances, quotas or {}, unlisted)
+    by_cloud = rooms(config, instances, quotas or {}, unlisted)
     requirements = [r for r in demand.requirements if r.vms_needed > 0]
-    placer = _Placer(requirements, rooms, config, dict(backed_off or {}), now)
+    placer = _Placer(requirements, by_cloud, config, dict(backed_off or {}), now)
     asks = [
         fairshare.Ask(owner, i, n, req.high_priority)
         for i, req in enumerate(requirements)
@@ -217,26 +123,10 @@ def plan_boot(
     plan.owners = _shares(asks, granted, weights, placer.why, policy)
     plan.notes = [
         f"cloud {name}: quota unknown ({room.quota_error}); placed within its configured limits only"
-        for name, room in rooms.items()
+        for name, room in by_cloud.items()
         if room.quota_error is not None
     ]
     return plan
-
-
-def _rooms(
-    config: Config,
-    instances: Sequence[Instance],
-    quotas: Mapping[str, Quota],
-    unlisted: Iterable[str] | Mapping[str, str],
-) -> dict[str, _Room]:
-    used = _used(config, instances)
-    rooms = {
-        name: _room(c, used.get(name, (0, 0, 0, 0)), quotas.get(name)) for name, c in config.clouds.items()
-    }
-    errors = unlisted if isinstance(unlisted, Mapping) else dict.fromkeys(unlisted, "no answer")
-    for name, error in errors.items():
-        rooms.setdefault(name, _Room(None, None, None, None)).unlisted = error
-    return rooms
 
 
 def _shares(
@@ -282,7 +172,7 @@ class _Placer:
     def __init__(
         self,
         requirements: Sequence[VMRequirement],
-        rooms: dict[str, _Room],
+        rooms: dict[str, Room],
         config: Config,
         backed_off: Mapping[str, datetime],
         now: datetime | None,
@@ -332,44 +222,53 @@ class _Placer:
         full) leaves its list of live clouds for good: rooms only shrink in one plan, so
         each booking looks at the clouds that may still take it, not at all of them."""
         req = self.requirements[index]
-        vm_type = self.config.vm_types[req.vm_type]
-        size = (vm_type.cpus, vm_type.memory, vm_type.disk)
         live = self.live[index]
         placed = 0
         for cloud in list(live):
-            image = req.images.get(cloud) or vm_type.images.get(cloud)
+            image = self._image(req, cloud)
             if image is not None and _backoff_until(self.backed_off, cloud, image, self.now) is None:
-                room = self.rooms[cloud]
-                n = min(want - placed, room.fits(*size))
+                room, size = self.rooms[cloud], self._size(req, cloud)
+                n = min(want - placed, room.fits(size))
                 if n > 0:
-                    room.take(n, *size)
+                    room.take(n, size)
                     self._add_item(req, cloud, image, owner, n)
                     placed += n
                     if placed == want:
                         break
             live.remove(cloud)
-        return placed, None if placed == want else self._why_not(index, size)
+        return placed, None if placed == want else self._why_not(index)
 
-    def _why_not(self, index: int, size: tuple[int, int, int]) -> str | None:
+    def _why_not(self, index: int) -> str | None:
         """Why no cloud of the requirement takes one more VM, cloud by cloud."""
         req = self.requirements[index]
-        vm_type = self.config.vm_types[req.vm_type]
         blocked = []
         for cloud in self.clouds[index]:
-            image = req.images.get(cloud) or vm_type.images.get(cloud)
+            image = self._image(req, cloud)
             if image is None:
                 continue
             until = _backoff_until(self.backed_off, cloud, image, self.now)
             if until is not None:
                 blocked.append(f"{cloud} backed off until {until:%H:%M:%S}")
             else:
-                blocked.append(self.rooms[cloud].full(cloud, *size))
+                blocked.append(self.rooms[cloud].full(cloud, self._size(req, cloud)))
         return "; ".join(blocked) or None
 
-    def _add_item(self, req: VMRequirement, cloud: str, image: str, owner: str, n: int) -> None:
-        vm_type = self.config.vm_types[req.vm_type]
-        flavor = req.instance_types.get(cloud) or vm_type.flavors.get(cloud)
+    def _image(self, req: VMRequirement, cloud: str) -> str | None:
+        return req.images.get(cloud) or self.config.vm_types[req.vm_type].images.get(cloud)
+
+    def _flavor_price(self, req: VMRequirement, cloud: str) -> tuple[str | None, float | None]:
+        flavor = req.instance_types.get(cloud) or self.config.vm_types[req.vm_type].flavors.get(cloud)
         price = req.max_price if req.max_price is not None else self.config.clouds[cloud].max_price
+        return flavor, price
+
+    def _size(self, req: VMRequirement, cloud: str) -> Size:
+        """The VM as the cloud's limits count it (a priced VM is a spot VM)."""
+        vm_type = self.config.vm_types[req.vm_type]
+        flavor, price = self._flavor_price(req, cloud)
+        return Size(vm_type.cpus, vm_type.memory, vm_type.disk, flavor, price is not None)
+
+    def _add_item(self, req: VMRequirement, cloud: str, image: str, owner: str, n: int) -> None:
+        flavor, price = self._flavor_price(req, cloud)
         key = (cloud, req.vm_type, image, flavor, price, req.single_slot)
         pending = self.items.setdefault(key, _Pending())
         pending.count += n

@@ -18,7 +18,7 @@ def report() -> StatusReport:
         vms={"busy": 3, "draining": 1},
         used={"vms": 4, "cores": 16},
         limits={"vms": 10, "cores": None},
-        quota={"instances": 6, "cores": 24, "memory_mb": None},
+        quota={"instances": 6, "cores": 24, "memory_mb": None, "vCPUs L-1216C47A": 14},
         backoff_images={"ami-1": "2026-11-25T12:07:00+00:00"},
         downtime_next="downtime 2 (cloud Hermes, outage 2026-11-26 08:00 UTC-2026-11-26 12:00 UTC)",
     )
@@ -53,7 +53,7 @@ def test_the_screen_shows_each_cloud_the_demand_and_the_last_cycle():
     assert (
         "3 busy, 1 draining" in hermes
         and "4/10 VMs, 16/- cores" in hermes
-        and "6 instances, 24 cores" in hermes
+        and "6 instances, 24 cores, 14 vCPUs L-1216C47A" in hermes
     )
     assert "image ami-1 until 12:07:00" in screen and "next: downtime 2 (cloud Hermes" in screen
     fghotel = next(line for line in screen.splitlines() if "FGHotel" in line and " no " in line)

@@ -14,6 +14,7 @@ from csctl.clouds.base import joined_tag
 from csctl.clouds.ec2.errors import translated, unimplemented, unknown_image, unknown_instance_ids
 from csctl.clouds.ec2.instances import LIVE_STATES, to_instance
 from csctl.clouds.ec2.settings import USER_DATA_LIMIT, Settings
+from csctl.clouds.ec2.vcpus import vcpu_limits
 from csctl.errors import CloudBadRequest, CloudError, CloudPriceError
 from csctl.model import (
     TAG_BATCH,
@@ -49,7 +50,13 @@ class Driver:
     def client(self) -> Any:
         """The boto3 EC2 client, created on first use (so boto3 is imported only then)."""
         with self._api("connect"):
-            return self._make_client()
+            return self._make_client("ec2", self.settings.endpoint_url)
+
+    @cached_property
+    def quotas_client(self) -> Any:
+        """The boto3 Service Quotas client, for the vCPU limits (same credentials and timeouts)."""
+        with self._api("connect"):
+            return self._make_client("service-quotas", self.settings.service_quotas_endpoint_url)
 
     def list_instances(self, pool: str) -> list[Instance]:
         """Every live instance tagged ``csctl-pool = pool`` and ``csctl-cloud = <this cloud>``,
@@ -113,15 +120,24 @@ class Driver:
         return output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
 
     def quota(self) -> Quota:
-        """The account's ``max-instances`` minus its pending and running instances.
+        """The account's ``max-instances`` minus its pending and running instances and,
+        where the cloud reads them (``vcpu_quotas``), its vCPU limits from Service Quotas
+        minus the vCPUs those instances hold, per group of instance families.
 
-        That limit counts every instance of the account in the region, not only
-        csctl's. ``Quota()`` where the cloud does not report the attribute.
+        Both count every instance of the account in the region, not only csctl's.
+        ``Quota()`` where the cloud reports neither.
         """
         limit = self._max_instances()
-        if limit is None:
+        reads_vcpus = self.settings.reads_vcpu_quotas
+        if limit is None and not reads_vcpus:
             return Quota()
-        return Quota(instances=max(limit - self._count_active(), 0))
+        active = self._active()
+        limits = (
+            vcpu_limits(self.name, self.settings, self.client, self.quotas_client, active)
+            if reads_vcpus
+            else ()
+        )
+        return Quota(instances=None if limit is None else max(limit - len(active), 0), vcpus=limits)
 
     def find_image(self, url: str) -> str | None:
         """The AMI registered for the image URL ``url``: one named ``url``, else one tagged
@@ -137,7 +153,7 @@ class Driver:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _make_client(self) -> Any:
+    def _make_client(self, service: str, endpoint_url: str | None) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -150,7 +166,7 @@ class Driver:
             retries={"total_max_attempts": self.settings.max_attempts, "mode": "standard"},
             user_agent_extra=f"csctl/{__version__}",
         )
-        return session.client("ec2", endpoint_url=self.settings.endpoint_url, config=config)
+        return session.client(service, endpoint_url=endpoint_url, config=config)
 
     def _boot_tags(self, request: BootRequest) -> dict[str, str]:
         """The batch's tags: the request's, with the batch id and Name EC2 lists them by."""
@@ -307,11 +323,12 @@ class Driver:
                 raise
         return _attribute_int(response.get("AccountAttributes", []), "max-instances")
 
-    def _count_active(self) -> int:
+    def _active(self) -> list[dict[str, Any]]:
+        """The account's pending and running instances in the region, csctl's or not."""
         filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
         with self._api("DescribeInstances"):
             pages = self.client.get_paginator("describe_instances").paginate(Filters=filters)
-            return sum(len(res["Instances"]) for page in pages for res in page["Reservations"])
+            return [vm for page in pages for res in page["Reservations"] for vm in res["Instances"]]
 
     def _api(self, action: str) -> AbstractContextManager[None]:
         """API calls inside raise csctl CloudErrors only, whatever botocore raises."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 USER_DATA_LIMIT = 16 * 1024  # bytes, before base64: EC2's documented cap
@@ -41,8 +41,17 @@ class Settings(BaseModel):
     metadata_options: bool = Field(
         True, description="send MetadataOptions at all (false for EC2-compatible clouds that refuse it)"
     )
+    # the vCPU limits live in AWS Service Quotas, which EC2-compatible clouds lack
+    vcpu_quotas: bool | None = Field(
+        None,
+        description="read the account's vCPU limits from AWS Service Quotas "
+        "(default: yes on AWS, no where endpoint_url is set without service_quotas_endpoint_url)",
+    )
+    service_quotas_endpoint_url: str | None = Field(
+        None, description="Service Quotas API (default: AWS's, in the cloud's region)"
+    )
 
-    @field_validator("endpoint_url")
+    @field_validator("endpoint_url", "service_quotas_endpoint_url")
     @classmethod
     def _is_http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"https?://\S+", value):
@@ -61,6 +70,25 @@ class Settings(BaseModel):
                 {"earlier": earlier[0]},
             )
         return value
+
+    @model_validator(mode="after")
+    def _quotas_reachable(self) -> Settings:
+        # an EC2-compatible cloud's credentials mean nothing to AWS's own Service Quotas
+        if self.vcpu_quotas and self.endpoint_url and not self.service_quotas_endpoint_url:
+            raise PydanticCustomError(
+                "vcpu_quotas",
+                "vcpu_quotas = true with endpoint_url set needs service_quotas_endpoint_url "
+                "(the cloud's Service Quotas API), or set vcpu_quotas = false",
+            )
+        return self
+
+    @property
+    def reads_vcpu_quotas(self) -> bool:
+        """Whether quota() reads the vCPU limits: as set; unset, on AWS itself or where a
+        Service Quotas endpoint is named (an EC2-compatible cloud has none to ask)."""
+        if self.vcpu_quotas is not None:
+            return self.vcpu_quotas
+        return self.endpoint_url is None or self.service_quotas_endpoint_url is not None
 
     @property
     def zones(self) -> tuple[str, ...]:
