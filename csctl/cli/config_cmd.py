@@ -17,7 +17,8 @@ def command() -> None:
     "--clouds",
     "ask_clouds",
     is_flag=True,
-    help="Also look up each VM type's flavor on its cloud and refuse one whose disk is smaller.",
+    help="Also look up each VM type's flavor on its cloud and refuse one whose disk is smaller; "
+    "warn of a quota the cloud does not let csctl read.",
 )
 @json_option
 @pass_app
@@ -25,7 +26,9 @@ def check(app: Application, ask_clouds: bool) -> None:
     """Validate the configuration and summarize it: pool, clouds, VM types. With
     --json, every setting as resolved, defaults included. With --clouds, the clouds
     are asked too: an OpenStack flavor whose root disk is smaller than its VM type's
-    disk is refused (unless that cloud boots from volume).
+    disk is refused (unless that cloud boots from volume), and a cloud whose quota
+    cannot be read (on AWS, the vCPU limits need servicequotas:ListServiceQuotas) is
+    a warning.
 
     Exits 3 with one line per problem (file, key path, what was expected) when invalid.
 

@@ -1,5 +1,6 @@
 """``csctl config check --clouds``: what the configuration promises, checked against the
-clouds themselves (today: that each VM type's flavor holds the type's disk)."""
+clouds themselves: that each VM type's flavor holds the type's disk, and that each
+cloud's quota can be read (on AWS: the vCPU limits, which need their own permission)."""
 
 from __future__ import annotations
 
@@ -41,4 +42,14 @@ def check_clouds(services: Services) -> CloudCheck:
                 continue
             if why:
                 result.problems.append(f"vm_types.{type_name}.flavors.{cloud_name}: {why}")
+    for cloud_name, cloud in clouds.items():
+        cloud_config = config.clouds.get(cloud_name)
+        if cloud_config is None or not cloud_config.enabled:
+            continue
+        try:
+            cloud.quota()  # what every cycle asks: a failure here would be a warning each time
+        except CloudError as exc:
+            result.warnings.append(
+                f"clouds.{cloud_name}: quota not read (boots keep to the configured limits): {exc.message}"
+            )
     return result
