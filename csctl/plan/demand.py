@@ -155,20 +155,30 @@ def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) 
     return key
 
 
-def _owner(group: JobGroup) -> str:
+def _attribute(group: JobGroup, name: str) -> Any:
+    """One attribute's value, None when the job lacks it or the library cannot hand it
+    over. An ad built from checked JSON says which names it has: no look-up (and no
+    KeyError raised inside the library) for one it lacks."""
+    ad = group.ad
+    if ad is None:
+        return None
+    known = guard.known_values(ad)
+    if known is not None and name not in known:
+        return None
     try:
-        owner = group.ad.get("Owner") if group.ad is not None else None
-    except Exception:  # noqa: BLE001 - an Owner the library cannot hand over is still a job
-        owner = None
+        return ad.get(name)
+    except Exception:  # noqa: BLE001 - a value the library cannot hand over is no value
+        return None
+
+
+def _owner(group: JobGroup) -> str:
+    owner = _attribute(group, "Owner")
     return _shown_owner(owner) if isinstance(owner, str) else "?"
 
 
 def _share_key(group: JobGroup, owner: str) -> str:
     """Whom fair share counts a job against: its accounting group, else its owner."""
-    try:
-        acct = group.ad.get("AcctGroup") if group.ad is not None else None
-    except Exception:  # noqa: BLE001 - an attribute the library cannot hand over is no group
-        acct = None
+    acct = _attribute(group, "AcctGroup")
     return _shown_owner(acct) if isinstance(acct, str) and acct else owner
 
 
@@ -207,7 +217,7 @@ def _classify_one(
     needs = problem or _read_group(group)
     if isinstance(needs, JobProblem):
         return needs
-    unknown = unknown_target_clouds(config, needs)
+    unknown = unknown_target_clouds(config, needs) if needs.target_clouds is not None else ()
     if unknown and len(unknown) < len(needs.target_clouds or ()):
         ids = ", ".join(shown(i) for i in group.sample_ids[:3])
         warnings.append(f"job {ids}: TargetClouds names unknown cloud(s) {shown(', '.join(unknown))}")

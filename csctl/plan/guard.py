@@ -50,6 +50,8 @@ _REACHING = re.compile("[\"';,\\[\\]{}]")  # what lets an expression's text reac
 
 
 def _char_problem(text: str) -> str | None:
+    if text.isascii():  # known without a scan (no surrogate is ASCII); NUL by memchr
+        return "contains a NUL character" if "\x00" in text else None
     if not _BAD_CHAR.search(text):
         return None  # the usual case: one scan for both
     if _SURROGATE.search(text):
@@ -188,8 +190,13 @@ def checked_ad_type() -> type:
         flat Requirements conjunction may be; the others were rejected)."""
 
         deep: frozenset[str] = frozenset()
+        # every attribute's name -> its integer literal, or ASK where only the ad can tell
+        known: dict[str, Any] = {}
 
     return CheckedAd
+
+
+ASK = object()  # in ``known_values``: the ad itself must be asked for this attribute's value
 
 
 def long_expressions(ad: Any) -> frozenset[str] | None:
@@ -199,6 +206,16 @@ def long_expressions(ad: Any) -> frozenset[str] | None:
         return None
     deep: frozenset[str] = ad.deep  # type: ignore[attr-defined]
     return deep
+
+
+def known_values(ad: Any) -> dict[str, Any] | None:
+    """For an ad built from checked values, every attribute it has, mapped to its value
+    where that was an integer literal in the JSON (parsed to the same int) and to ``ASK``
+    otherwise; None for any other ad. Asking the ad costs a library call per name."""
+    if not isinstance(ad, checked_ad_type()):
+        return None
+    known: dict[str, Any] = ad.known  # type: ignore[attr-defined]
+    return known
 
 
 def ad_problem(ad: Any) -> JobProblem | None:

@@ -90,6 +90,11 @@ class Matcher:
         self._ref_kinds: dict[tuple[str, ...], tuple[bool, bool]] = {}
         self._candidates: dict[tuple[str, tuple[str, ...]], Candidate] = {}
         self._enabled = [c for c, cc in config.clouds.items() if cc.enabled]
+        # per VM type, the enabled clouds with an image of it: most jobs name neither
+        # clouds nor images, and need no list of their own
+        self._imaged = {
+            t: [c for c in self._enabled if c in vm_type.images] for t, vm_type in config.vm_types.items()
+        }
         self._ads = {
             (t, c): classad2.ClassAd(machine_ad_attributes(config, t, c))
             for t in config.vm_types
@@ -115,6 +120,8 @@ class Matcher:
                 continue
             if needs.images:
                 clouds = [c for c in allowed if needs.image_for(c) or c in vm_type.images]
+            elif allowed is self._enabled:
+                clouds = self._imaged[type_name]
             else:
                 clouds = [c for c in allowed if c in vm_type.images]
             if not clouds:
@@ -314,9 +321,16 @@ def evaluated_attributes(job_ad: Any, names: Iterable[str]) -> Mapping[str, Any]
 
     expression, error, undefined = classad2.ExprTree, classad2.Value.Error, classad2.Value.Undefined
     values: dict[str, Any] = {}
-    present = set(job_ad)  # not job_ad.keys(): its view adds a Python layer per name
+    # an ad built from checked JSON knows its names and integer literals: no library call
+    known = guard.known_values(job_ad)
+    present = set(job_ad) if known is None else known  # not job_ad.keys(): a Python layer per name
+    ask = guard.ASK
     for name in names:
         if name not in present:
+            continue
+        value = ask if known is None else known[name]
+        if value is not ask:
+            values[name] = value
             continue
         try:
             value = job_ad[name]  # a literal costs a look-up, not an evaluation

@@ -78,6 +78,10 @@ def pack(
         left = count
         for bins in (existing, opened[-OPEN_WINDOW:]):
             for bin_ in bins:
+                if bin_.cpus < cpus or (memory and bin_.memory < memory):
+                    continue  # not one more slot: the usual case for nearly full VMs, without min()
+                if disk_kb and bin_.disk_kb < disk_kb:
+                    continue
                 # Room.fits, written out: this loop runs up to OPEN_WINDOW times per shape
                 n = min(left, bin_.cpus // cpus)
                 if memory:

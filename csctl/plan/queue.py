@@ -58,9 +58,10 @@ class _Members:
 
     __slots__ = ("count", "key", "order", "sample_ids")
 
-    def __init__(self, key: tuple[Any, ...], order: dict[str, int] | None) -> None:
+    def __init__(self, key: tuple[Any, ...], order: tuple[int, ...] | None) -> None:
         self.key = key  # name, value, name, value, ... (names sorted)
-        self.order = order  # the first job's attribute positions, when not sorted (shared)
+        # the first job's order, when not sorted: the sorted positions in its order (shared)
+        self.order = order
         self.count = 0
         self.sample_ids: list[str] = []
 
@@ -72,10 +73,8 @@ class _Members:
     def items(self) -> list[tuple[str, Any]]:
         """The group's (name, value) pairs, in the first job's order."""
         key = self.key
-        pairs = [(key[i], _unwrap(key[i + 1])) for i in range(0, len(key), 2)]
-        if self.order is not None:
-            pairs.sort(key=lambda pair: self.order[pair[0]])  # type: ignore[index]
-        return pairs
+        positions = range(len(key) // 2) if self.order is None else self.order
+        return [(key[2 * i], _unwrap(key[2 * i + 1])) for i in positions]
 
 
 def _json_id(raw: dict[str, Any]) -> str:
@@ -108,7 +107,7 @@ class JsonQueue:
     def __init__(self, source: str) -> None:
         self.source = source
         self._groups: dict[Any, _Members] = {}
-        self._orders: dict[tuple[str, ...], dict[str, int]] = {}
+        self._orders: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     def add(self, raw: Any) -> None:
         """Count one element of the array (anything but an idle job ad is skipped)."""
@@ -132,20 +131,22 @@ class JsonQueue:
         except TypeError:  # an array or object: that job is rejected on its own
             slot, group = len(self._groups), None
         if group is None:
-            group = self._groups[slot] = _Members(key, None if names == ordered else self._order(names))
+            order = None if names == ordered else self._order(names, ordered)
+            group = self._groups[slot] = _Members(key, order)
         group.count += 1
         if len(group.sample_ids) < SAMPLE_IDS:
             group.sample_ids.append(_json_id(raw))
 
-    def _order(self, names: list[str]) -> dict[str, int] | None:
-        """Attribute positions of one order, one object shared by every group in it (a
-        file's jobs usually all list their attributes in the same order). Past
-        ``_MAX_ORDERS`` distinct orders, the sorted one stands in: memory stays bounded,
-        and only which of several bad attributes is named first can change."""
+    def _order(self, names: list[str], ordered: list[str]) -> tuple[int, ...] | None:
+        """Where each name of one order sits in the sorted key, one tuple shared by every
+        group in that order (a file's jobs usually all list their attributes in the same
+        order). Past ``_MAX_ORDERS`` distinct orders, the sorted one stands in: memory
+        stays bounded, and only which of several bad attributes is named first can change."""
         order = tuple(names)
         positions = self._orders.get(order)
         if positions is None and len(self._orders) < _MAX_ORDERS:
-            positions = self._orders[order] = {name: i for i, name in enumerate(names)}
+            sorted_at = {name: i for i, name in enumerate(ordered)}
+            positions = self._orders[order] = tuple(sorted_at[name] for name in names)
         return positions
 
     def __len__(self) -> int:
@@ -286,15 +287,21 @@ def _ad_from_json(fields: list[tuple[str, Any]]) -> Any:
     """
     parts = []
     deep = []
+    known: dict[str, Any] = {}
+    ask = guard.ASK
     for name, value in fields:
         if type(value) is int and guard.INT64_MIN <= value <= guard.INT64_MAX:
             parts.append(f"{name} = {value}")  # the commonest value, checked in place
+            known[name] = value
             continue
+        known[name] = ask
         if type(value) is str and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
             text = value[len(_EXPR[0]) : -len(_EXPR[1])]
             problem = _expression_problem(name, text)
             if not guard.shallow(text):
                 deep.append(name)
+        elif type(value) is str:
+            problem, text = (_shared_string if len(value) <= _SHARED_CHARS else _string_value)(value)
         else:
             problem = guard.json_value_problem(value)
             text = "" if problem else _literal(value)
@@ -307,6 +314,7 @@ def _ad_from_json(fields: list[tuple[str, Any]]) -> Any:
         return _unparsable(dict(fields))
     if deep:
         ad.deep = frozenset(deep)
+    ad.known = known
     return ad
 
 
@@ -317,6 +325,16 @@ def _expression_problem(name: str, expression: str) -> str | None:
     if problem is None and not guard.self_contained(expression):
         return "expression does not parse"
     return problem
+
+
+def _string_value(value: str) -> tuple[str | None, str]:
+    """A string's problem, or its ClassAd literal."""
+    problem = guard.string_problem(value)
+    return problem, "" if problem else _literal(value)
+
+
+# short strings (owners, accounting groups) repeat from job to job: checked and quoted once
+_shared_string = functools.lru_cache(maxsize=4096)(_string_value)
 
 
 def _unparsable(fields: dict[str, Any]) -> JobProblem:
