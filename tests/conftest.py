@@ -7,8 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # a local config must not leak into tests
+
+# Property tests: no per-example deadline (a loaded 2-core CI machine is not a slow
+# planner), and in CI the same examples every run, so that its verdict is the code's.
+settings.register_profile("csctl", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("csctl")
 
 # A missing plugin shows up as "fixture not found" in the tests that need it.
 pytest_plugins = [
