@@ -190,6 +190,10 @@ class AccountingConfig(_Strict):
     fqan: str | None = Field(
         default=None, pattern=r"^/[A-Za-z0-9_./=-]{1,254}$", description="VOMS FQAN all usage is charged to"
     )
+    # 400 days: more than a year, so that last year's months can still be reported and resent
+    keep_days: Annotated[int, _int_between(0, 36_500)] = Field(
+        default=400, description="VMs gone this many days leave the ledger with their jobs (0: never)"
+    )
 
 
 class Config(_Strict):

@@ -237,7 +237,8 @@ def test_a_history_ad_is_read_defensively():
 
 def test_owner_and_group_are_stored_cut_to_what_apel_holds(tmp_path):
     cfg, pool = config(tmp_path), HistoryPool()
-    long = FinishedJob("s#1.0#1", "s", "a-1234abcd-0", "o" * 1000, "g\n" * 300, 1, 1, 1.0, 1)
+    ended = int(T0.timestamp())  # within accounting.keep_days: an older job would be forgotten
+    long = FinishedJob("s#1.0#1", "s", "a-1234abcd-0", "o" * 1000, "g\n" * 300, 1, 1, 1.0, ended)
     pool.jobs = [long]
     update_ledger(cfg, pool, Snapshot(), T0)
     ledger, _ = open_ledger(cfg.state_dir)
@@ -330,3 +331,34 @@ def test_a_history_scan_stops_at_the_mark_job_and_a_bad_mark_reads_everything():
     assert str(stop) == "ClusterId == 1234 && ProcId == 5"
     for mark in (None, "", "12", "1.2.3", "١٢.٣", "1.2) || true", "9" * 16 + ".0"):
         assert since(mark) is None, mark
+
+
+def test_vms_gone_longer_than_keep_days_leave_the_ledger_once_a_day(tmp_path):
+    cfg, pool = config(tmp_path, "[accounting]\nkeep_days = 30\n"), HistoryPool()
+    pool.jobs = [finished(1, "a-1111aaaa-0"), finished(2, "b-2222bbbb-0"), finished(3, "z-0000zzzz-0")]
+    update_ledger(cfg, pool, Snapshot(instances=[instance("a-1111aaaa-0"), instance("b-2222bbbb-0")]), T0)
+    still_b = Snapshot(instances=[instance("b-2222bbbb-0")])
+
+    def held(now: datetime) -> tuple[list[str], list[str]]:
+        update_ledger(cfg, pool, still_b, now)
+        ledger, _ = open_ledger(cfg.state_dir)
+        with ledger:
+            return sorted(vm.csctl_id for vm in ledger.vms()), sorted(ledger.jobs())
+
+    everything = (["a-1111aaaa-0", "b-2222bbbb-0"], ["a-1111aaaa-0", "b-2222bbbb-0", "z-0000zzzz-0"])
+    assert held(T0 + timedelta(minutes=5)) == everything  # a ended at T0, its last sighting
+    assert held(T0 + timedelta(days=30) - timedelta(hours=1)) == everything  # not 30 days yet
+    assert held(T0 + timedelta(days=30, hours=2)) == everything  # 30 days, but swept 3 hours ago
+    # a day after that sweep: a, its job and the job of a VM never held are forgotten
+    assert held(T0 + timedelta(days=31)) == (["b-2222bbbb-0"], ["b-2222bbbb-0"])
+
+
+def test_keep_days_0_keeps_everything(tmp_path):
+    cfg, pool = config(tmp_path, "[accounting]\nkeep_days = 0\n"), HistoryPool()
+    pool.jobs = [finished(1, "a-1111aaaa-0")]
+    update_ledger(cfg, pool, Snapshot(instances=[instance("a-1111aaaa-0")]), T0)
+    update_ledger(cfg, pool, Snapshot(), T0 + timedelta(days=3650))
+    ledger, _ = open_ledger(cfg.state_dir)
+    with ledger:
+        assert [vm.terminated for vm in ledger.vms()] == [int(T0.timestamp())]
+        assert list(ledger.jobs()) == ["a-1111aaaa-0"]

@@ -218,6 +218,20 @@ class Ledger:
         )
         return totals + job_totals(map(JobUsage._make, across), since, until, by)
 
+    def prune(self, before: int) -> tuple[int, int]:
+        """Forget the VMs that ended before ``before`` (epoch seconds), with their jobs and
+        the fingerprints of their records, and the jobs of VMs the ledger never held that
+        ended before it; return how many VMs and jobs. Freed pages are reused by later
+        rows, so the file stops growing once the oldest rows leave at the rate new come."""
+        old = "SELECT csctl_id FROM vms WHERE terminated < ?"
+        jobs = self.db.execute(f"DELETE FROM jobs WHERE csctl_id IN ({old})", (before,)).rowcount
+        jobs += self.db.execute(
+            "DELETE FROM jobs WHERE ended < ? AND csctl_id NOT IN (SELECT csctl_id FROM vms)", (before,)
+        ).rowcount
+        self.db.execute(f"DELETE FROM published WHERE csctl_id IN ({old})", (before,))
+        vms = self.db.execute("DELETE FROM vms WHERE terminated < ?", (before,)).rowcount
+        return vms, jobs
+
     def ran(self) -> set[str]:
         """The VMs that ran at least one job."""
         return {row[0] for row in self.db.execute("SELECT DISTINCT csctl_id FROM jobs")}

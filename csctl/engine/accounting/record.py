@@ -8,6 +8,7 @@ and the cycle goes on.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import datetime
 
@@ -16,6 +17,11 @@ from csctl.engine.accounting.ledger import LEDGER_FILE, Ledger, broken, open_led
 from csctl.errors import CsctlError
 from csctl.model import JobHistory, Pool, Snapshot
 from csctl.plan.accounting.usage import gone, sightings
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+PRUNED = "pruned"  # the ledger's meta key: when old rows were last forgotten
 
 
 def update_ledger(config: Config, pool: Pool, snapshot: Snapshot, now: datetime) -> list[str]:
@@ -51,7 +57,20 @@ def _update(ledger: Ledger, config: Config, pool: Pool, snapshot: Snapshot, now:
         ledger.end(gone(ledger.running(), (vm.csctl_id for vm in seen), listed))
         ledger.add_jobs(history.jobs)
         ledger.set_marks(history.marks)
+        _prune(ledger, config.accounting.keep_days, epoch)
     return [f"accounting: {e}" for e in history.errors]
+
+
+def _prune(ledger: Ledger, keep_days: int, epoch: int) -> None:
+    """Once a day, forget what ended more than ``keep_days`` ago (0: keep everything). The
+    sweep reads the whole jobs table, which one cycle a day can afford and every cycle not."""
+    last = ledger.meta(PRUNED)
+    if keep_days == 0 or (last is not None and last.isdigit() and epoch - int(last) < DAY):
+        return
+    vms, jobs = ledger.prune(epoch - keep_days * DAY)
+    ledger.set_meta(PRUNED, str(epoch))
+    if vms or jobs:
+        log.info("ledger: forgot %d VMs and %d jobs that ended over %d days ago", vms, jobs, keep_days)
 
 
 def _history(pool: Pool, marks: dict[str, str]) -> JobHistory:
