@@ -157,14 +157,16 @@ def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) 
 
 def _attribute(group: JobGroup, name: str) -> Any:
     """One attribute's value, None when the job lacks it or the library cannot hand it
-    over. An ad built from checked JSON says which names it has: no look-up (and no
-    KeyError raised inside the library) for one it lacks."""
+    over. An ad built from checked JSON says which names it has and the plain values of
+    some: no look-up (nor a KeyError raised inside the library) for those."""
     ad = group.ad
     if ad is None:
         return None
     known = guard.known_values(ad)
-    if known is not None and name not in known:
-        return None
+    if known is not None:
+        value = known.get(name)
+        if value is not guard.ASK:
+            return value  # None: the job lacks it
     try:
         return ad.get(name)
     except Exception:  # noqa: BLE001 - a value the library cannot hand over is no value

@@ -190,7 +190,8 @@ def checked_ad_type() -> type:
         flat Requirements conjunction may be; the others were rejected)."""
 
         deep: frozenset[str] = frozenset()
-        # every attribute's name -> its integer literal, or ASK where only the ad can tell
+        # every attribute's name -> its integer or plain string literal, or ASK where only
+        # the ad can tell
         known: dict[str, Any] = {}
 
     return CheckedAd
@@ -210,8 +211,9 @@ def long_expressions(ad: Any) -> frozenset[str] | None:
 
 def known_values(ad: Any) -> dict[str, Any] | None:
     """For an ad built from checked values, every attribute it has, mapped to its value
-    where that was an integer literal in the JSON (parsed to the same int) and to ``ASK``
-    otherwise; None for any other ad. Asking the ad costs a library call per name."""
+    where that was an integer or a plain string in the JSON (the ad holds the same value)
+    and to ``ASK`` otherwise; None for any other ad. Asking the ad costs a library call
+    per name."""
     if not isinstance(ad, checked_ad_type()):
         return None
     known: dict[str, Any] = ad.known  # type: ignore[attr-defined]

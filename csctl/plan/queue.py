@@ -26,6 +26,8 @@ _WANTED = {name: name for name in PROJECTION if name not in ID_ATTRS}
 _SHARED_CHARS = 64  # shorter strings (owners, ``/Expr(DiskUsage)/``) repeat: one copy each
 _JSON_SPACE = " \t\n\r"
 _MAX_ORDERS = 1_000
+_PLAIN = re.compile(r"[A-Za-z0-9_.@+-]*")
+_LAYOUT_NAMES = 100  # a job listing more names is sorted afresh (the memory stays bounded)
 NOT_AN_ARRAY = "expected a JSON array of job ads (condor_q -json output)"
 
 
@@ -108,14 +110,18 @@ class JsonQueue:
         self.source = source
         self._groups: dict[Any, _Members] = {}
         self._orders: dict[tuple[str, ...], tuple[int, ...]] = {}
+        # a job's names, as listed -> its projected names sorted, and their order
+        self._layouts: dict[tuple[str, ...], tuple[list[str], tuple[int, ...] | None]] = {}
 
     def add(self, raw: Any) -> None:
         """Count one element of the array (anything but an idle job ad is skipped)."""
         if type(raw) is not dict or raw.get("JobStatus", IDLE) != IDLE:
             return
-        # the names of the projection, not the decoder's copies: one string per name, not per job
-        names = [_WANTED[name] for name in raw if name in _WANTED]
-        ordered = sorted(names)
+        listed = tuple(raw)
+        layout = self._layouts.get(listed)
+        if layout is None:
+            layout = self._layout(listed)
+        ordered, order = layout
         items: list[Any] = []
         for name in ordered:
             value = raw[name]
@@ -131,11 +137,22 @@ class JsonQueue:
         except TypeError:  # an array or object: that job is rejected on its own
             slot, group = len(self._groups), None
         if group is None:
-            order = None if names == ordered else self._order(names, ordered)
             group = self._groups[slot] = _Members(key, order)
         group.count += 1
         if len(group.sample_ids) < SAMPLE_IDS:
             group.sample_ids.append(_json_id(raw))
+
+    def _layout(self, listed: tuple[str, ...]) -> tuple[list[str], tuple[int, ...] | None]:
+        """The projected names of a job listing ``listed``, sorted, and their order (None
+        when sorted already); remembered for up to ``_MAX_ORDERS`` listings of a few
+        names (a file's jobs usually all list the same names in the same order)."""
+        # the names of the projection, not the decoder's copies: one string per name, not per job
+        names = [_WANTED[name] for name in listed if name in _WANTED]
+        ordered = sorted(names)
+        layout = ordered, None if names == ordered else self._order(names, ordered)
+        if len(self._layouts) < _MAX_ORDERS and len(listed) <= _LAYOUT_NAMES:
+            self._layouts[listed] = layout
+        return layout
 
     def _order(self, names: list[str], ordered: list[str]) -> tuple[int, ...] | None:
         """Where each name of one order sits in the sorted key, one tuple shared by every
@@ -301,7 +318,9 @@ def _ad_from_json(fields: list[tuple[str, Any]]) -> Any:
             if not guard.shallow(text):
                 deep.append(name)
         elif type(value) is str:
-            problem, text = (_shared_string if len(value) <= _SHARED_CHARS else _string_value)(value)
+            problem, text, plain = (_shared_string if len(value) <= _SHARED_CHARS else _string_value)(value)
+            if plain:
+                known[name] = value
         else:
             problem = guard.json_value_problem(value)
             text = "" if problem else _literal(value)
@@ -327,10 +346,11 @@ def _expression_problem(name: str, expression: str) -> str | None:
     return problem
 
 
-def _string_value(value: str) -> tuple[str | None, str]:
-    """A string's problem, or its ClassAd literal."""
+def _string_value(value: str) -> tuple[str | None, str, bool]:
+    """A string's problem, or its ClassAd literal; and whether it is plain (letters,
+    digits, ``_.@+-``: the ad gives it back unchanged, with no escape to undo)."""
     problem = guard.string_problem(value)
-    return problem, "" if problem else _literal(value)
+    return problem, "" if problem else _literal(value), _PLAIN.fullmatch(value) is not None
 
 
 # short strings (owners, accounting groups) repeat from job to job: checked and quoted once
