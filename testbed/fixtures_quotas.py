@@ -5,7 +5,8 @@ server speaks the API's own wire protocol (AWS JSON 1.1, ``X-Amz-Target:
 ServiceQuotasV20190624.ListServiceQuotas``, NextToken pages) over HTTP on 127.0.0.1,
 so boto3 reaches it exactly as it reaches AWS, through ``endpoint_url``. It serves the
 account's EC2 quotas set in ``quotas`` (code -> value), a few pages at a time, and can be
-made to refuse every call (``deny``, AWS's AccessDeniedException) or to hang (``hang``).
+made to refuse every call with an error code (``error``, e.g. AWS's AccessDeniedException
+or TooManyRequestsException) or to hang (``hang``).
 Signatures are not checked.
 """
 
@@ -33,7 +34,7 @@ class ServiceQuotasServer:
 
     def __init__(self) -> None:
         self.quotas: dict[str, tuple[str, float]] = dict(OTHER_QUOTAS)
-        self.deny = False
+        self.error: str | None = None  # the code every call is refused with
         self.hang = threading.Event()  # set: every call waits until the server stops
         self.calls: list[str] = []
         self._stopped = threading.Event()
@@ -58,9 +59,11 @@ class ServiceQuotasServer:
         self.calls.append(target)
         if self.hang.is_set():
             self._stopped.wait(60)
-        if self.deny:
+        if self.error == "AccessDeniedException":
             message = f"User is not authorized to perform: servicequotas:{target}"
-            return 400, {"__type": "AccessDeniedException", "message": message}
+            return 400, {"__type": self.error, "message": message}
+        if self.error is not None:
+            return 400, {"__type": self.error, "message": "refused by the test"}
         if target != "ListServiceQuotas":
             return 400, {"__type": "UnknownOperationException", "message": target}
         if body.get("ServiceCode") != "ec2":

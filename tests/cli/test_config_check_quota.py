@@ -27,7 +27,7 @@ def test_a_refused_vcpu_quota_read_is_a_warning_naming_the_permission(
     csctl, tmp_path: Path, ec2: EC2Server, service_quotas: ServiceQuotasServer
 ) -> None:
     config = write(tmp_path, ec2, service_quotas)
-    service_quotas.deny = True
+    service_quotas.error = "AccessDeniedException"
 
     result = csctl("config", "check", "--clouds", config=config)
 

@@ -20,7 +20,7 @@ from csctl.config import parse_config
 from csctl.context.tokens import SigningKey
 from csctl.engine.boot import execute_boot
 from csctl.engine.snapshot import take_snapshot
-from csctl.errors import CloudError, ConfigError
+from csctl.errors import CloudError, CloudThrottled, ConfigError
 from csctl.model import Quota
 from csctl.plan.backoff import Backoff
 from csctl.plan.demand import Demand, VMRequirement
@@ -85,7 +85,7 @@ def test_service_quotas_off_on_aws_too(ec2: EC2Server, service_quotas: ServiceQu
 def test_a_refused_service_quotas_call_names_the_fix(
     ec2: EC2Server, service_quotas: ServiceQuotasServer
 ) -> None:
-    service_quotas.deny = True
+    service_quotas.error = "AccessDeniedException"
     driver = quota_driver(ec2, service_quotas)
     with pytest.raises(CloudError) as caught:
         driver.quota()
@@ -93,6 +93,14 @@ def test_a_refused_service_quotas_call_names_the_fix(
         "cloud hermes: Service Quotas ListServiceQuotas failed: AccessDeniedException: User is not "
         f"authorized to perform: servicequotas:ListServiceQuotas ({FIX})"
     )
+
+
+def test_a_throttled_service_quotas_call_is_a_throttle(
+    ec2: EC2Server, service_quotas: ServiceQuotasServer
+) -> None:
+    service_quotas.error = "TooManyRequestsException"
+    with pytest.raises(CloudThrottled, match="ListServiceQuotas failed: TooManyRequestsException"):
+        quota_driver(ec2, service_quotas).quota()
 
 
 def test_vcpu_quotas_on_an_ec2_compatible_cloud_need_its_service_quotas_endpoint(ec2: EC2Server) -> None:

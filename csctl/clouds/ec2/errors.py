@@ -38,7 +38,9 @@ _CAPACITY_CODES = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientFreeAddressesInSubnet", "InsufficientCapacity"}
 )
 # Throttling: the same request succeeds later; asking for fewer VMs does not help.
-_THROTTLE_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+_THROTTLE_CODES = frozenset(
+    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
+)
 _PRICE_CODES = frozenset({"SpotMaxPriceTooLow"})
 _BAD_REQUEST_CODES = frozenset(
     {
