@@ -47,6 +47,7 @@ _TERMINATED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""", re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_CHAR = re.compile("[\ud800-\udfff\x00]")
 _REACHING = re.compile("[\"';,\\[\\]{}]")  # what lets an expression's text reach past it
+_REACHING_UNQUOTED = ";,[]{}"
 
 
 def _char_problem(text: str) -> str | None:
@@ -157,9 +158,12 @@ def self_contained(text: str) -> bool:
     top-level separator."""
     if "\\" in text or "'" in text or text.count('"') % 2:
         bare = _TERMINATED.sub("", text)
+        reaching = _REACHING.search(bare) is not None
     else:  # the usual case, split without the regular expression: quotes pair up in order
         bare = "".join(text.split('"')[::2])
-    if not _REACHING.search(bare):
+        # no quote is left in it: the other characters, each found by memchr
+        reaching = any(char in bare for char in _REACHING_UNQUOTED)
+    if not reaching:
         # only parentheses can nest, and a stray one is a parse error, never a reach
         return bare.count("(") == bare.count(")")
     nesting = 0

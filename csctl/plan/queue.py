@@ -305,15 +305,16 @@ def _ad_from_json(fields: list[tuple[str, Any]]) -> Any:
     parts = []
     deep = []
     known: dict[str, Any] = {}
-    ask = guard.ASK
+    ask, lowest, highest = guard.ASK, guard.INT64_MIN, guard.INT64_MAX  # locals: read per attribute
+    opening, closing, cut = _EXPR[0], _EXPR[1], -len(_EXPR[1])
     for name, value in fields:
-        if type(value) is int and guard.INT64_MIN <= value <= guard.INT64_MAX:
+        if type(value) is int and lowest <= value <= highest:
             parts.append(f"{name} = {value}")  # the commonest value, checked in place
             known[name] = value
             continue
         known[name] = ask
-        if type(value) is str and value.startswith(_EXPR[0]) and value.endswith(_EXPR[1]):
-            text = value[len(_EXPR[0]) : -len(_EXPR[1])]
+        if type(value) is str and value.startswith(opening) and value.endswith(closing):
+            text = value[len(opening) : cut]
             problem = _expression_problem(name, text)
             if not guard.shallow(text):
                 deep.append(name)
