@@ -27,7 +27,9 @@ _SHARED_CHARS = 64  # shorter strings (owners, ``/Expr(DiskUsage)/``) repeat: on
 _JSON_SPACE = " \t\n\r"
 _MAX_ORDERS = 1_000
 _PLAIN = re.compile(r"[A-Za-z0-9_.@+-]*")
-_LAYOUT_NAMES = 100  # a job listing more names is sorted afresh (the memory stays bounded)
+# a listing of longer names (all of a job's, even those csctl drops) is sorted afresh for
+# each job: what is remembered stays under _MAX_ORDERS x this many characters
+_LAYOUT_CHARS = 2_000
 NOT_AN_ARRAY = "expected a JSON array of job ads (condor_q -json output)"
 
 
@@ -144,13 +146,13 @@ class JsonQueue:
 
     def _layout(self, listed: tuple[str, ...]) -> tuple[list[str], tuple[int, ...] | None]:
         """The projected names of a job listing ``listed``, sorted, and their order (None
-        when sorted already); remembered for up to ``_MAX_ORDERS`` listings of a few
+        when sorted already); remembered for up to ``_MAX_ORDERS`` listings of short
         names (a file's jobs usually all list the same names in the same order)."""
         # the names of the projection, not the decoder's copies: one string per name, not per job
         names = [_WANTED[name] for name in listed if name in _WANTED]
         ordered = sorted(names)
         layout = ordered, None if names == ordered else self._order(names, ordered)
-        if len(self._layouts) < _MAX_ORDERS and len(listed) <= _LAYOUT_NAMES:
+        if len(self._layouts) < _MAX_ORDERS and sum(map(len, listed)) <= _LAYOUT_CHARS:
             self._layouts[listed] = layout
         return layout
 

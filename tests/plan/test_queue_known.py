@@ -135,3 +135,15 @@ def test_demand_is_the_same_whether_values_are_remembered_or_asked(config):
     ]
     groups = groups_from_json(data, "jobs.json")
     assert compute_demand(groups, [], config) == compute_demand([asked(g) for g in groups], [], config)
+
+
+def test_a_listing_of_long_names_is_not_remembered_but_read_alike():
+    queue = JsonQueue("jobs.json")
+    dropped = {f"Unknown{i}" + "x" * 1_000: i for i in range(3)}  # names csctl does not read
+    queue.add(job(0, Owner="a", **dropped))
+    queue.add(job(1, Owner="a", RequestCpus=1))
+    assert len(queue._layouts) == 1  # the short listing only: memory stays bounded
+    assert [m.items() for m in queue._groups.values()] == [
+        [("Owner", "a")],
+        [("Owner", "a"), ("RequestCpus", 1)],
+    ]
