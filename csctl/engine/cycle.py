@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
 from csctl.engine.accounting.record import update_ledger
+from csctl.engine.ahead import history_ahead
 from csctl.engine.boot import BootReport, execute_boot, plan_from_snapshot, resolve_image_urls
 from csctl.engine.downtime import in_effect, publish_to
 from csctl.engine.joincheck import FixReport, fix_failed_joins
@@ -80,7 +82,21 @@ def run_cycle(
 ) -> tuple[CycleReport, FixReport, BootReport, RetireReport]:
     """join-check --fix, demand, boot and retire on one snapshot of the world. When the
     pool's view is incomplete (the safety valve), nothing is terminated or drained and no
-    failure is counted against an image; booting goes on."""
+    failure is counted against an image; booting goes on. The ledger's job history is
+    read while the snapshot is taken (csctl/engine/ahead.py)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csctl-history") as ahead:
+        return _cycle(config, pool, clouds, key, backoff, now, history_ahead(config, pool, ahead))
+
+
+def _cycle(
+    config: Config,
+    pool: Pool,
+    clouds: Mapping[str, Cloud],
+    key: SigningKey,
+    backoff: Backoff,
+    now: datetime,
+    ledger_pool: Pool,
+) -> tuple[CycleReport, FixReport, BootReport, RetireReport]:
     clock = _Clock()
     view = look(config, pool, clouds, now)
     snapshot, joins = view.snapshot, view.joins
@@ -103,7 +119,7 @@ def run_cycle(
     retired = execute_retire(retire_plan, joins, pool, clouds, config, key, now)
     clock.lap("retire")
     settled = settle(view, clouds, config, now)
-    settled += update_ledger(config, pool, snapshot, now)  # the ledger: warnings only, never an error
+    settled += update_ledger(config, ledger_pool, snapshot, now)  # the ledger: warnings only, never an error
     clock.lap("accounting")
     settled += publish_to(pool, config, downtimes.downtimes, now, [])
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from csctl.model import FinishedJob, JobHistory
 from csctl.plan import attributes as A
+from csctl.pool.child import history_apart
 
 # the machine's CsctlId copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS): the
 # VM a job last ran on, where all of its time is counted
@@ -42,12 +43,18 @@ def since(mark: str | None) -> Any:
     return classad2.ExprTree(f"ClusterId == {int(job[1])} && ProcId == {int(job[2])}")
 
 
-def read_history(htcondor: Any, schedd_ad: Any, marks: Mapping[str, str]) -> tuple[str, list[Any] | str]:
-    """The schedd's name and its csctl jobs newer than its mark (newest first), or its error."""
+def read_history(
+    htcondor: Any, schedd_ad: Any, marks: Mapping[str, str], apart: Mapping[str, str] | None = None
+) -> tuple[str, list[Any] | str]:
+    """The schedd's name and its csctl jobs newer than its mark (newest first), or its error.
+    ``apart``: read in a child process with these condor_params (csctl/pool/child.py)."""
     name = str(schedd_ad.get("Name", "?"))
+    constraint, stop = f"{RAN_ON} =!= undefined", since(marks.get(name))
     try:
-        schedd = htcondor.Schedd(schedd_ad)
-        ads = schedd.history(f"{RAN_ON} =!= undefined", PROJECTION, since=since(marks.get(name)))
+        if apart is not None:
+            ads = history_apart(htcondor, schedd_ad, constraint, PROJECTION, stop, apart)
+        else:
+            ads = htcondor.Schedd(schedd_ad).history(constraint, PROJECTION, since=stop)
     except htcondor.HTCondorException as exc:
         return name, str(exc)
     return name, [a for a in ads if isinstance(a.get("ClusterId"), int) and isinstance(a.get("ProcId"), int)]

@@ -19,6 +19,7 @@ from csctl.model import DrainTarget, JobGroup, JobHistory, QueueSnapshot, Startd
 from csctl.plan import attributes as A
 from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
 from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
+from csctl.pool.child import query_apart
 from csctl.pool.history import collect, read_history
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,9 @@ class HTCondorPool:
             raise PoolUnreachable(f"collector {self.config.collector} knows no schedd")
         snapshot = QueueSnapshot(groups=[], schedds=[])
         workers = min(MAX_SCHEDD_QUERIES, len(schedd_ads))
+        apart = _overlaps(len(schedd_ads))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-schedd") as executor:
-            answers = list(executor.map(self._one_schedd, schedd_ads))
+            answers = list(executor.map(lambda ad: self._one_schedd(ad, apart), schedd_ads))
         for name, answer in answers:
             if isinstance(answer, str):
                 snapshot.errors.append(f"schedd {name}: {answer}")
@@ -140,28 +142,40 @@ class HTCondorPool:
             raise PoolUnreachable("; ".join(snapshot.errors))
         return snapshot
 
-    def _one_schedd(self, ad: Any) -> tuple[str, list[JobGroup] | str]:
+    def _one_schedd(self, ad: Any, apart: bool) -> tuple[str, list[JobGroup] | str]:
         """The schedd's name and its idle jobs, or its error message."""
         name = str(ad.get("Name", "?"))
         try:
-            return name, self._grouped(self.htcondor.Schedd(ad), name)
+            return name, self._grouped(ad, name, apart)
         except self.htcondor.HTCondorException as exc:
             log.debug("schedd %s failed", name, exc_info=True)
             return name, str(exc)
 
-    def _grouped(self, schedd: Any, name: str) -> list[JobGroup]:
+    def _grouped(self, location: Any, name: str, apart: bool) -> list[JobGroup]:
         """The schedd's idle jobs as autoclusters over csctl's significant attributes.
 
         The schedd groups them itself (QueryOpt.GroupBy: one ad per distinct combination
         of the projected attributes, with JobCount and JobIds), so 100,000 jobs cost a few
-        dozen ads. A schedd that ignores the option answers with job ads, grouped here.
+        dozen ads; ``apart``: in a child process (see ``_overlaps``). A schedd that ignores
+        the option answers with job ads, grouped here.
         """
         projection = [*SIGNIFICANT_ATTRS, "JobStatus", A.CSCTL_IMAGE_TEST]
         idle = f"JobStatus == {IDLE} && {A.CSCTL_IMAGE_TEST} =?= undefined"  # not image-test probes
-        ads = schedd.query(idle, projection, opts=self.htcondor.QueryOpt.GroupBy)
+        ads = self._query(location, idle, projection, int(self.htcondor.QueryOpt.GroupBy), apart)
         if ads and all("JobCount" in ad for ad in ads):
             return [JobGroup(ad, int(ad["JobCount"]), _sample_ids(ad.get("JobIds")), name) for ad in ads]
-        return group_ads(schedd.query(idle, list(PROJECTION)), schedd=name)
+        # every job ad: parsed where it is grouped, not sent through a pipe as text
+        return group_ads(self.htcondor.Schedd(location).query(idle, list(PROJECTION)), schedd=name)
+
+    def _query(
+        self, location: Any, constraint: str, projection: list[str], opts: int, apart: bool
+    ) -> list[Any]:
+        """One schedd query, in this process or (``apart``) in a child process."""
+        if apart:
+            return query_apart(
+                self.htcondor, location, constraint, projection, opts, self.config.condor_params
+            )
+        return list(self.htcondor.Schedd(location).query(constraint, projection, opts=opts))
 
     def running_jobs(self) -> tuple[dict[str, list[str]], list[str]]:
         """csctl id -> the jobs (``schedd#cluster.proc``) the schedds run on that VM, from
@@ -172,8 +186,9 @@ class HTCondorPool:
         errors: list[str] = []
         schedd_ads = self.schedd_ads()
         workers = max(1, min(MAX_SCHEDD_QUERIES, len(schedd_ads)))
+        apart = _overlaps(len(schedd_ads))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-running") as executor:
-            answers = list(executor.map(self._running_on, schedd_ads))
+            answers = list(executor.map(lambda ad: self._running_on(ad, apart), schedd_ads))
         for name, answer in answers:
             if isinstance(answer, str):
                 errors.append(f"schedd {name}: running jobs: {answer}")
@@ -183,11 +198,11 @@ class HTCondorPool:
                 found.setdefault(str(ad[RUNNING_ON]), []).append(job)
         return found, errors
 
-    def _running_on(self, ad: Any) -> tuple[str, list[Any] | str]:
+    def _running_on(self, ad: Any, apart: bool) -> tuple[str, list[Any] | str]:
         name = str(ad.get("Name", "?"))
         constraint = f"JobStatus == {RUNNING} && {RUNNING_ON} =!= undefined"
         try:
-            return name, list(self.htcondor.Schedd(ad).query(constraint, ["ClusterId", "ProcId", RUNNING_ON]))
+            return name, self._query(ad, constraint, ["ClusterId", "ProcId", RUNNING_ON], 0, apart)
         except self.htcondor.HTCondorException as exc:
             return name, str(exc)
 
@@ -197,8 +212,10 @@ class HTCondorPool:
         per schedd, schedds asked at once (see csctl/pool/history.py)."""
         schedd_ads = self.schedd_ads()
         workers = max(1, min(MAX_SCHEDD_QUERIES, len(schedd_ads)))
+        apart = self.config.condor_params if _overlaps(len(schedd_ads)) else None
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-history") as executor:
-            return collect(executor.map(lambda ad: read_history(self.htcondor, ad, marks), schedd_ads), marks)
+            answers = executor.map(lambda ad: read_history(self.htcondor, ad, marks, apart), schedd_ads)
+            return collect(answers, marks)
 
     def user_priorities(self) -> dict[str, float]:
         """Accountant record ``Name`` -> effective priority, the numbers ``condor_userprio``
@@ -272,6 +289,14 @@ class HTCondorPool:
             self.collector.advertise([query], "INVALIDATE_ADS_GENERIC")
         except self.htcondor.HTCondorException as exc:
             raise PoolUnreachable(f"collector {self.config.collector} refused to withdraw: {exc}") from None
+
+
+def _overlaps(schedds: int) -> bool:
+    """Whether a schedd query must leave this process's GIL free: it is one of several
+    asked at once, or it is asked from a worker thread (a snapshot lists the clouds at the
+    same time). The main thread's lone query runs in-process, where a child's start-up
+    would only add to it."""
+    return schedds > 1 or threading.current_thread() is not threading.main_thread()
 
 
 def _sample_ids(job_ids: Any) -> list[str]:
