@@ -121,8 +121,9 @@ class HTCondorPool:
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``.
 
-        The schedds are asked at once (the bindings release the GIL while they wait), so
-        this takes as long as the slowest schedd; results keep the collector's order.
+        The schedds are asked at once (each in a child process, as the bindings hold the
+        GIL for a whole query: see ``_overlaps``), so this takes as long as the slowest
+        schedd; results keep the collector's order.
         """
         schedd_ads = self.schedd_ads()
         if not schedd_ads:
