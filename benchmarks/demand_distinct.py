@@ -68,9 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     # csctl before each distinct job's reading and judging were cut down (wall s, CPU s, peak
-    # MB): the median of three runs interleaved with the csctl after it, 2 shared CPUs
+    # MB): the median of six runs interleaved with the csctl after it, 2 shared CPUs
     parser.add_argument(
-        "--before", type=float, nargs=3, metavar=("S", "CPU", "MB"), default=(20.4, 19.3, 186.0)
+        "--before", type=float, nargs=3, metavar=("S", "CPU", "MB"), default=(18.2, 18.0, 185.0)
     )
     args = parser.parse_args()
     rows = []
