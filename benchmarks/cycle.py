@@ -15,6 +15,7 @@ Targets: cycle <= 1.1 x the slower of the two (and <= 10 s); <= 2 list calls per
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import tempfile
@@ -82,6 +83,14 @@ def alone(config: Config) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="one quiet run cycle against its slowest peer")
+    parser.add_argument(
+        "--vms",
+        type=int,
+        default=VMS,
+        help="VMs per cloud; few (e.g. 20) keep the moto servers off the CPUs the schedd needs",
+    )
+    vms = parser.parse_args().vms
     tmp = Path(tempfile.mkdtemp(prefix="csctl-bench-"))
     servers = start_moto(tmp)
     p = pool.paths()
@@ -100,14 +109,14 @@ def main() -> None:
         config = parse_config(
             f'state_dir = "{tmp}/state"\n[pool]\nname = "{pool.POOL_NAME}"\ncollector = "{pool.COLLECTOR}"\n'
             f'filesystem_domain = "{pool.POOL_NAME}"\n[policy]\nmax_new_vms_per_cycle = 100000\n'
-            f"join_timeout_minutes = 600\n" + clouds_toml(endpoints, image, max_vms=VMS)
+            f"join_timeout_minutes = 600\n" + clouds_toml(endpoints, image, max_vms=vms)
         )
         key = read_signing_key(p.signing_key)
         fill = {name: make_cloud(name, config.clouds[name]) for name in CLOUDS}
         filler = Recorder()
         for name, cloud in fill.items():
             filler.attach(name, cloud.client)  # type: ignore[attr-defined]
-        need = Demand([VMRequirement("pandacernvm", list(CLOUDS), vms_needed=VMS * len(CLOUDS))], [], 0)
+        need = Demand([VMRequirement("pandacernvm", list(CLOUDS), vms_needed=vms * len(CLOUDS))], [], 0)
         execute_boot(plan_boot(need, [], config), fill, config, key, datetime.now(UTC), Backoff())
         try:
             remove_all(schedd)
@@ -125,7 +134,7 @@ def main() -> None:
                     config, HTCondorPool(config.pool), clouds, key, Backoff(), datetime.now(UTC)
                 )
                 wall = time.perf_counter() - t0
-                vms = sum(n for per in report.vms.values() for n in per.values())
+                seen = sum(n for per in report.vms.values() for n in per.values())
                 slowest = max(recorder.seconds.values())
                 asked = (first.at or t0) - t0
                 print(
@@ -139,7 +148,7 @@ def main() -> None:
                         wall,
                         asked,
                         report.idle_jobs,
-                        vms,
+                        seen,
                         recorder.per_cloud("DescribeInstances"),
                         sum(recorder.calls.values()),
                         booted.started,
@@ -148,7 +157,7 @@ def main() -> None:
                 )
         finally:
             remove_all(schedd)
-    setup = f"{len(CLOUDS)} clouds x {VMS} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs"
+    setup = f"{len(CLOUDS)} clouds x {vms} VMs (moto, {DELAY * 1000:.0f} ms per call), {JOBS:,} idle jobs"
     print(f"csctl run: {setup}")
     slower, slower_all = max(pool_s, cloud_s), max(pool_s, clouds_s)
     print(
