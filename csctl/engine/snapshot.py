@@ -4,9 +4,9 @@ Each command rebuilds this from scratch (csctl keeps no database): one schedd qu
 per schedd, one collector query, one list call and one quota call per cloud (and the
 negotiator's user priorities under ``fair_share = "htcondor"``). All of them are asked at
 once, each in its own thread (the cloud SDKs wait on the network without holding the
-GIL; the htcondor bindings hold it for a whole schedd query, so the pool runs the schedd
+GIL; the htcondor bindings hold it for a whole schedd query, so the pool runs the idle-jobs
 queries asked from these threads in child processes, csctl/pool/child.py), so a snapshot
-takes as long as its slowest answer.
+takes about as long as its slowest answer.
 """
 
 from __future__ import annotations

@@ -187,9 +187,8 @@ class HTCondorPool:
         errors: list[str] = []
         schedd_ads = self.schedd_ads()
         workers = max(1, min(MAX_SCHEDD_QUERIES, len(schedd_ads)))
-        apart = _overlaps(len(schedd_ads))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csctl-running") as executor:
-            answers = list(executor.map(lambda ad: self._running_on(ad, apart), schedd_ads))
+            answers = list(executor.map(self._running_on, schedd_ads))
         for name, answer in answers:
             if isinstance(answer, str):
                 errors.append(f"schedd {name}: running jobs: {answer}")
@@ -199,11 +198,15 @@ class HTCondorPool:
                 found.setdefault(str(ad[RUNNING_ON]), []).append(job)
         return found, errors
 
-    def _running_on(self, ad: Any, apart: bool) -> tuple[str, list[Any] | str]:
+    def _running_on(self, ad: Any) -> tuple[str, list[Any] | str]:
+        # Read in this process, never apart: this answer keeps VMs whose jobs run from being
+        # terminated, and with it read in a child process two fault scenarios (the schedd
+        # restarted, the collector killed; tests/pool/test_faults.py) terminated a VM whose
+        # job ran. Until that is understood, it is read as it always was.
         name = str(ad.get("Name", "?"))
         constraint = f"JobStatus == {RUNNING} && {RUNNING_ON} =!= undefined"
         try:
-            return name, self._query(ad, constraint, ["ClusterId", "ProcId", RUNNING_ON], 0, apart)
+            return name, list(self.htcondor.Schedd(ad).query(constraint, ["ClusterId", "ProcId", RUNNING_ON]))
         except self.htcondor.HTCondorException as exc:
             return name, str(exc)
 
