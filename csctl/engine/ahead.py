@@ -33,6 +33,10 @@ class _HistoryAhead:
             return self._answer.result()
         return self._pool.job_history(marks)
 
+    def answered(self) -> bool:
+        """Whether the history read ahead is in (or its read failed)."""
+        return self._answer.done()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
 
@@ -48,6 +52,12 @@ def history_ahead(config: Config, pool: Pool, executor: Executor) -> Pool:
     if marks is None:
         return pool
     return cast(Pool, _HistoryAhead(pool, marks, executor.submit(pool.job_history, marks)))
+
+
+def read_yet(pool: Pool) -> bool:
+    """Whether the history read ahead for ``pool`` (by ``history_ahead``) is in; True
+    when none was asked for."""
+    return not isinstance(pool, _HistoryAhead) or pool.answered()
 
 
 def _marks(config: Config) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ from csctl.config import Config
 from csctl.context.render import Batch, encode_user_data, render_user_data
 from csctl.context.tokens import SigningKey
 from csctl.engine.downtime import downtime_demand
+from csctl.engine.judging import judge_apart
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
 from csctl.engine.state import acting, keep_backoff, read_backoff
@@ -32,7 +33,8 @@ from csctl.model import (
     Snapshot,
 )
 from csctl.plan.backoff import Backoff, after_failure
-from csctl.plan.demand import Demand, demand_from_json
+from csctl.plan.demand import Demand
+from csctl.plan.demand_file import demand_from_json
 from csctl.plan.images import LOOKUP_FAILED, image_urls, is_image_url, registration_problem, resolve_images
 from csctl.plan.placement import BootItem, BootPlan, plan_boot
 from csctl.plan.supply import snapshot_demand
@@ -334,7 +336,7 @@ def boot(services: Services, demand_file: IO[str] | None = None, dry_run: bool =
         # given a demand, only the clouds' lists are needed (for their limits)
         snapshot = take_snapshot(services.pool if given is None else None, services.clouds, config)
         needed, image_warnings = resolve_image_urls(
-            given or snapshot_demand(snapshot, config), services.clouds
+            given or snapshot_demand(snapshot, config, judge_with=judge_apart), services.clouds
         )
         backoff, warnings = read_backoff(services.state_dir, now)
         warnings += image_warnings

@@ -18,10 +18,11 @@ from pathlib import Path
 from csctl.config import Config
 from csctl.context.tokens import SigningKey
 from csctl.engine.accounting.record import update_ledger
-from csctl.engine.ahead import history_ahead
+from csctl.engine.ahead import history_ahead, read_yet
 from csctl.engine.boot import BootReport, execute_boot, plan_from_snapshot, resolve_image_urls
 from csctl.engine.downtime import in_effect, publish_to
 from csctl.engine.joincheck import FixReport, fix_failed_joins
+from csctl.engine.judging import judge_apart
 from csctl.engine.metrics import write_metrics
 from csctl.engine.retire import RetireReport, execute_retire
 from csctl.engine.services import Services
@@ -85,7 +86,7 @@ def run_cycle(
     failure is counted against an image; booting goes on. The ledger's job history is
     read while the snapshot is taken (csctl/engine/ahead.py)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csctl-history") as ahead:
-        return _cycle(config, pool, clouds, key, backoff, now, history_ahead(config, pool, ahead))
+        return _cycle(config, pool, clouds, key, backoff, now, history_ahead(config, pool, ahead), ahead)
 
 
 def _cycle(
@@ -96,9 +97,14 @@ def _cycle(
     backoff: Backoff,
     now: datetime,
     ledger_pool: Pool,
+    ahead: ThreadPoolExecutor,
 ) -> tuple[CycleReport, FixReport, BootReport, RetireReport]:
     clock = _Clock()
     view = look(config, pool, clouds, now)
+    if read_yet(ledger_pool):
+        # the history is in: its thread ends, and a large queue may then be judged in
+        # forked processes (csctl/engine/judging.py forks only a process of one thread)
+        ahead.shutdown()
     snapshot, joins = view.snapshot, view.joins
     downtimes = in_effect(config, now)
     view.hold += downtimes.effects.hold()  # a service outage: nothing terminated or drained
@@ -108,7 +114,8 @@ def _cycle(
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in gone]
     clock.lap("join-check")
     # jobs' image URLs (VMLoc) become the images the clouds registered, or are rejected
-    demand, image_warnings = resolve_image_urls(snapshot_demand(snapshot, config), clouds)
+    needed = snapshot_demand(snapshot, config, judge_with=judge_apart)
+    demand, image_warnings = resolve_image_urls(needed, clouds)
     clock.lap("demand")
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
     plan = plan_from_snapshot(allowed, snapshot, config, backoff.active(now), now)
@@ -197,7 +204,8 @@ def plan_cycle(
     view.hold += downtimes.effects.hold()
     failed = set() if view.hold else {vm.csctl_id for vm in joins.failed()}
     snapshot.instances = [i for i in snapshot.instances if i.csctl_id not in failed]
-    demand, image_warnings = resolve_image_urls(snapshot_demand(snapshot, config), clouds)
+    needed = snapshot_demand(snapshot, config, judge_with=judge_apart)
+    demand, image_warnings = resolve_image_urls(needed, clouds)
     skipped = backoff.active(now)
     allowed, kept_out = keep_out(demand, config, downtimes.effects)
     boot_plan = plan_from_snapshot(allowed, snapshot, config, skipped, now)

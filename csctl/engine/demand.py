@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from csctl.engine.judging import judge_apart
 from csctl.engine.services import Services
 from csctl.engine.snapshot import take_snapshot
 from csctl.errors import InputError
@@ -45,8 +46,8 @@ def demand(services: Services, from_file: Path | None = None) -> DemandResult:
     config = services.config
     if from_file is not None:
         load_classad_functions()  # the pool's queries would have loaded them
-        return DemandResult(compute_demand(read_job_file(from_file), [], config))
+        return DemandResult(compute_demand(read_job_file(from_file), [], config, judge_with=judge_apart))
     snapshot = take_snapshot(services.pool, services.clouds, config)
-    result = snapshot_demand(snapshot, config)
+    result = snapshot_demand(snapshot, config, judge_with=judge_apart)
     result.warnings[:0] = snapshot.errors + snapshot.warnings
     return DemandResult(result, list(snapshot.errors))

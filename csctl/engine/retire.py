@@ -11,6 +11,7 @@ from datetime import datetime
 from csctl.config import Config
 from csctl.context.render import admin_identity
 from csctl.context.tokens import COMMAND_SCOPES, SigningKey, derive_vm_key, mint
+from csctl.engine.judging import judge_apart
 from csctl.engine.services import Services
 from csctl.engine.state import acting
 from csctl.engine.view import look, settle
@@ -168,7 +169,7 @@ def retire(services: Services, dry_run: bool = False, force: bool = False) -> Re
     key = None if dry_run else services.signing_key("command VMs")
     with acting(services.state_dir, "retire", dry_run):
         view = look(config, services.pool, services.clouds, now)
-        needed = snapshot_demand(view.snapshot, config)
+        needed = snapshot_demand(view.snapshot, config, judge_with=judge_apart)
         plan = plan_retire(view.joins, needed, config, now, force=force, hold=view.hold)
         warnings = services.cloud_warnings + view.warnings
         result = RetireResult(plan, errors=list(view.snapshot.errors), warnings=warnings)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from csctl.config import Config
 from csctl.engine.accounting.report import recent_usage
 from csctl.engine.downtime import read_downtimes
+from csctl.engine.judging import judge_apart
 from csctl.engine.services import Services
 from csctl.engine.state import read_backoff, read_state_file, write_atomically
 from csctl.engine.view import look
@@ -118,7 +119,7 @@ def status(services: Services) -> StatusReport:
     backoff, warnings = read_backoff(services.state_dir, now)
     downtimes, more = read_downtimes(services.state_dir)
     last, most = read_last_cycle(services.state_dir)
-    demand = snapshot_demand(view.snapshot, config)
+    demand = snapshot_demand(view.snapshot, config, judge_with=judge_apart)
     ledger, unread = recent_usage(services.state_dir, now)
     report = StatusReport(
         time=now.isoformat(),

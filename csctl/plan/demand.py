@@ -7,9 +7,9 @@ a ``Demand`` out. Reading the queue is the pool adapter's job; see csctl/pool.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from csctl.config import Config
 from csctl.model import JobGroup, JobProblem, SupplyVM
@@ -28,7 +28,6 @@ from csctl.plan.packing import Room, job_slot, pack
 from csctl.plan.text import shown
 
 SCHEMA = "csctl.demand/1"
-_T = TypeVar("_T")
 MAX_REASON = 300  # a reason names attributes and values; values inside are cut shorter
 
 
@@ -112,8 +111,9 @@ class _Need:
     keep_alive: int = 0
     high_priority: bool = False
     owners: set[str] = field(default_factory=set)
-    # share key -> VMs' worth its jobs fill (each job's largest fraction of a VM)
-    load: dict[str, float] = field(default_factory=dict)
+    # share key -> job shape -> jobs: counts, so that parts of a queue judged apart add up
+    # exactly to what the whole queue judged at once gives (see ``load``)
+    by_share: dict[str, dict[tuple[int, int, int], int]] = field(default_factory=dict)
 
     def add(self, s: _Served) -> None:
         slot = job_slot(s.needs, self.vm)
@@ -122,8 +122,31 @@ class _Need:
         self.keep_alive = max(self.keep_alive, s.needs.keep_alive_minutes or 0)
         self.high_priority = self.high_priority or s.needs.high_priority
         self.owners.add(s.owner)
-        part = max(slot[0] / self.vm[0], slot[1] / (self.vm[1] or 1), slot[2] / (self.vm[2] or 1))
-        self.load[s.share_key] = self.load.get(s.share_key, 0.0) + s.count * part
+        shares = self.by_share.get(s.share_key)
+        if shares is None:
+            shares = self.by_share[s.share_key] = {}
+        shares[slot] = shares.get(slot, 0) + s.count
+
+    def merge(self, later: _Need) -> None:
+        """Add the groups of ``later``, judged after this one's (its first stays first)."""
+        for slot, count in later.shapes.items():
+            self.shapes[slot] = self.shapes.get(slot, 0) + count
+        self.idle += later.idle
+        self.keep_alive = max(self.keep_alive, later.keep_alive)
+        self.high_priority = self.high_priority or later.high_priority
+        self.owners |= later.owners
+        for key, counts in later.by_share.items():
+            shares = self.by_share.setdefault(key, {})
+            for slot, count in counts.items():
+                shares[slot] = shares.get(slot, 0) + count
+
+    def load(self) -> dict[str, float]:
+        """Share key -> VMs' worth its jobs fill (each job's largest fraction of a VM)."""
+        cpus, memory, disk = self.vm[0], self.vm[1] or 1, self.vm[2] or 1
+        return {
+            key: sum(n * max(s[0] / cpus, s[1] / memory, s[2] / disk) for s, n in counts.items())
+            for key, counts in self.by_share.items()
+        }
 
 
 def _requirement_key(s: _Served, known: dict[tuple[Any, ...], tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -191,7 +214,7 @@ def _shown_owner(owner: str) -> str:
 
 def _judged(
     groups: Iterable[JobGroup], config: Config, warnings: list[str], matcher: Matcher | None
-) -> Iterator[_Served | Rejected]:
+) -> Iterator[tuple[JobGroup, _Served | Rejected]]:
     """Each group served or rejected, one at a time: nothing here holds a group's ad
     once it is judged, so groups built lazily (csctl/plan/queue.py) are freed in turn."""
     matcher = matcher or Matcher(config)
@@ -201,13 +224,13 @@ def _judged(
         except Exception as exc:  # noqa: BLE001 - one job never stops autoscaling for everyone
             outcome = JobProblem("job", f"cannot be evaluated ({guard.one_line(exc)})")
         if isinstance(outcome, _Served):
-            yield outcome
+            yield group, outcome
         elif isinstance(outcome, JobProblem):
             reason = f"{outcome.attribute}: {outcome.message}"
-            yield Rejected(group.count, group.sample_ids, _owner(group), [shown(reason, MAX_REASON)])
+            yield group, Rejected(group.count, group.sample_ids, _owner(group), [shown(reason, MAX_REASON)])
         else:
             reasons = [shown(r, MAX_REASON) for r in outcome.reasons]
-            yield Rejected(group.count, group.sample_ids, _owner(group), reasons)
+            yield group, Rejected(group.count, group.sample_ids, _owner(group), reasons)
 
 
 def _classify_one(
@@ -237,26 +260,44 @@ def _read_group(group: JobGroup) -> JobNeeds | JobProblem:
     return read_needs(values)
 
 
-def compute_demand(
-    groups: Iterable[JobGroup], supply: Iterable[SupplyVM], config: Config, matcher: Matcher | None = None
-) -> Demand:
-    """What the queue needs: VM requirements per type and clouds, after using ``supply``.
+@dataclass
+class Judged:
+    """Job groups judged (served or rejected), before any supply is used or VM packed.
 
-    Supply (booting VMs, free room on joined ones) is consumed first, high-priority
-    requirements before the others; the rest is packed onto new VMs of the type.
-    ``matcher`` (built for ``config``) may be kept across calls by a caller that judges
-    the same kinds of jobs again and again (the simulator's cycles); by default each
-    call builds its own.
+    Parts of one queue may be judged apart (in separate processes) and merged in queue
+    order: the merge gives what judging the whole queue at once gives.
     """
-    rejected: list[Rejected] = []
-    warnings: list[str] = []
-    by_key: dict[tuple[Any, ...], _Need] = {}
+
+    needs: dict[tuple[Any, ...], _Need] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    # groups whose data could not be read at all: a queue yields them last
+    unread: list[Rejected] = field(default_factory=list)
+    idle: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def merge(self, later: Judged) -> None:
+        """Add ``later``, the judgement of the groups that follow this one's."""
+        for key, need in later.needs.items():
+            mine = self.needs.get(key)
+            if mine is None:
+                self.needs[key] = need
+            else:
+                mine.merge(need)
+        self.rejected += later.rejected
+        self.unread += later.unread
+        self.idle += later.idle
+        self.warnings += later.warnings
+
+
+def judge(groups: Iterable[JobGroup], config: Config, matcher: Matcher | None = None) -> Judged:
+    """Serve or reject each group, and join the served ones into VM requirements."""
+    judged = Judged()
+    by_key = judged.needs
     known: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    idle = 0
-    for outcome in _judged(groups, config, warnings, matcher):
+    for group, outcome in _judged(groups, config, judged.warnings, matcher):
         if isinstance(outcome, Rejected):
-            rejected.append(outcome)
-            idle += outcome.jobs
+            (judged.rejected if group.problem is None else judged.unread).append(outcome)
+            judged.idle += outcome.jobs
             continue
         key = _requirement_key(outcome, known)
         need = by_key.get(key)
@@ -265,14 +306,44 @@ def compute_demand(
             vm = (vm_type.cpus, vm_type.memory, vm_type.disk * KB_PER_GB)
             need = by_key[key] = _Need(outcome, vm)
         need.add(outcome)
-        idle += outcome.count
+        judged.idle += outcome.count
+    return judged
+
+
+def settle(judged: Judged, supply: Iterable[SupplyVM]) -> Demand:
+    """The demand of judged groups after ``supply`` (booting VMs, free room on joined
+    ones) is used, high-priority requirements first; the rest packed onto new VMs."""
     bins = [
         Room(vm.cpus, vm.memory, vm.disk_kb, supply=vm, one_job=vm.single_slot)
         for vm in sorted(supply, key=lambda v: (not v.booting, v.csctl_id))
     ]
-    order = sorted(by_key.values(), key=lambda n: not n.high_priority)
+    order = sorted(judged.needs.values(), key=lambda n: not n.high_priority)
     requirements = [_requirement(need, bins) for need in order]
-    return Demand(requirements, rejected, idle, warnings=warnings)
+    return Demand(requirements, judged.rejected + judged.unread, judged.idle, warnings=judged.warnings)
+
+
+Judge = Callable[[Iterable[JobGroup], Config], Judged]
+
+
+def compute_demand(
+    groups: Iterable[JobGroup],
+    supply: Iterable[SupplyVM],
+    config: Config,
+    matcher: Matcher | None = None,
+    judge_with: Judge | None = None,
+) -> Demand:
+    """What the queue needs: VM requirements per type and clouds, after using ``supply``.
+
+    Supply (booting VMs, free room on joined ones) is consumed first, high-priority
+    requirements before the others; the rest is packed onto new VMs of the type.
+    ``matcher`` (built for ``config``) may be kept across calls by a caller that judges
+    the same kinds of jobs again and again (the simulator's cycles); by default each
+    call builds its own. ``judge_with`` stands in for ``judge`` (csctl/engine/judging.py
+    judges a large queue in parts, in parallel).
+    """
+    if judge_with is None:
+        return settle(judge(groups, config, matcher), supply)
+    return settle(judge_with(groups, config), supply)
 
 
 def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
@@ -298,31 +369,6 @@ def _requirement(need: _Need, bins: list[Room]) -> VMRequirement:
         keep_alive_minutes=need.keep_alive or None,
         high_priority=need.high_priority,
         owners=sorted(need.owners),
-        need_by_owner=apportion(new_vms, need.load),
+        need_by_owner=apportion(new_vms, need.load()),
         single_slot=first.needs.whole_vm,
     )
-
-
-def demand_from_json(data: Any) -> Demand:
-    """A Demand read back from ``csctl demand --json``; ValueError naming what is wrong."""
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"expected csctl demand --json output (schema {SCHEMA}), got {found!r}")
-    try:
-        requirements = [_known(VMRequirement, r) for r in data["requirements"]]
-        rejected = [_known(Rejected, r) for r in data.get("rejected", [])]
-        return Demand(requirements, rejected, int(data["idle_jobs"]), warnings=list(data.get("warnings", [])))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed demand: {exc}") from None
-
-
-_FIELDS: dict[type, frozenset[str]] = {}
-
-
-def _known(cls: type[_T], data: dict[str, Any]) -> _T:
-    """``cls(**data)`` less the fields ``cls`` does not know: csctl.demand/1 grows by new
-    fields, and a reader ignores those it does not know (the schema's promise)."""
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in data.items() if k in names})

@@ -17,6 +17,7 @@ from typing import Any
 from csctl.model import JobGroup, JobProblem
 from csctl.plan import guard
 from csctl.plan.jobs import ID_ATTRS, PROJECTION
+from csctl.plan.jsonarray import JSON_SPACE, ArrayReader
 
 SAMPLE_IDS = 5
 _ID_LINE = re.compile(r"^(?:ClusterId|ProcId|JobStatus) = .*\n", re.MULTILINE)
@@ -24,7 +25,6 @@ IDLE = 1
 _EXPR = ("/Expr(", ")/")
 _WANTED = {name: name for name in PROJECTION if name not in ID_ATTRS}
 _SHARED_CHARS = 64  # shorter strings (owners, ``/Expr(DiskUsage)/``) repeat: one copy each
-_JSON_SPACE = " \t\n\r"
 _MAX_ORDERS = 1_000
 _PLAIN = re.compile(r"[A-Za-z0-9_.@+-]*")
 # a listing of longer names (all of a job's, even those csctl drops) is sorted afresh for
@@ -172,15 +172,38 @@ class JsonQueue:
         return len(self._groups)
 
     def __iter__(self) -> Iterator[JobGroup]:
-        problems = []
-        for members in list(self._groups.values()):
-            group = _group(members, self.source)
-            if group.problem is None:
-                yield group
-            else:
-                problems.append(members)  # built again below: no problem ad is held meanwhile
-        for members in problems:
-            yield _group(members, self.source)
+        return _built(list(self._groups.values()), self.source)
+
+    def parts(self, count: int) -> list[tuple[Iterable[JobGroup], int]]:
+        """The groups in ``count`` runs of about equal size, in queue order, each with its
+        size; a run's groups are built only as it is iterated, its readable ones first."""
+        members = list(self._groups.values())
+        size = len(members)
+        runs = [members[i * size // count : (i + 1) * size // count] for i in range(count)]
+        return [(_Run(run, self.source), len(run)) for run in runs]
+
+
+class _Run:
+    """Some of a queue's groups, built as they are iterated."""
+
+    def __init__(self, members: list[_Members], source: str) -> None:
+        self._members, self._source = members, source
+
+    def __iter__(self) -> Iterator[JobGroup]:
+        return _built(self._members, self._source)
+
+
+def _built(members: list[_Members], source: str) -> Iterator[JobGroup]:
+    """Each group's ad built in turn, readable groups first (a problem group comes last)."""
+    problems = []
+    for one in members:
+        group = _group(one, source)
+        if group.problem is None:
+            yield group
+        else:
+            problems.append(one)  # built again below: no problem ad is held meanwhile
+    for one in problems:
+        yield _group(one, source)
 
 
 def groups_from_json(data: Any, source: str) -> list[JobGroup]:
@@ -202,88 +225,20 @@ def read_json_queue(read: Callable[[int], str], source: str, chunk: int = 1 << 2
     time: ``read(n)`` returns up to n more characters ("" at the end), so the text is never
     held whole. ValueError for text that is not JSON or not an array."""
     text = read(chunk)
-    while text and not text.strip(_JSON_SPACE):
+    while text and not text.strip(JSON_SPACE):
         more = read(chunk)
         text += more
         if not more:
             break
-    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    start = len(text) - len(text.lstrip(JSON_SPACE))
     if text[start : start + 1] != "[":
         # not an array: decode it whole for json's own message, or say what it is not
         json.loads("".join([text, *iter(lambda: read(chunk), "")]))
         raise ValueError(NOT_AN_ARRAY)
     queue = JsonQueue(source)
-    for raw in _ArrayReader(read, text, start + 1, chunk):
+    for raw in ArrayReader(read, text, start + 1, chunk):
         queue.add(raw)
     return queue
-
-
-class _ArrayReader:
-    """The elements of a JSON array whose ``[`` ends just before ``text[pos]``, decoded
-    one at a time from a text read in chunks."""
-
-    def __init__(self, read: Callable[[int], str], text: str, pos: int, chunk: int) -> None:
-        self._read, self._text, self._pos, self._chunk = read, text, pos, chunk
-        self._offset = 0  # characters already dropped from the front of _text
-        self._ended = False
-
-    def _more(self, want: int) -> None:
-        """Drop what is decoded and append up to ``want`` more characters."""
-        more = self._read(want) if want else ""
-        self._ended = self._ended or (want > 0 and not more)
-        self._text, self._offset = self._text[self._pos :] + more, self._offset + self._pos
-        self._pos = 0
-
-    def _next_char(self) -> str:
-        """The next character that is not white space ("" at the end), not consumed."""
-        while True:
-            text, pos = self._text, self._pos
-            while pos < len(text) and text[pos] in _JSON_SPACE:
-                pos += 1
-            self._pos = pos
-            if pos < len(text) or self._ended:
-                return text[pos : pos + 1]
-            self._more(self._chunk)
-
-    def _error(self, message: str, pos: int) -> ValueError:
-        return ValueError(f"{message} (char {self._offset + pos})")
-
-    def __iter__(self) -> Iterator[Any]:
-        decode = json.JSONDecoder().raw_decode
-        first = True
-        while True:
-            char = self._next_char()
-            if first and not char:
-                raise self._error("Expecting value", self._pos)
-            if char == "]" if first else char != ",":
-                break
-            self._pos += 0 if first else 1
-            self._next_char()
-            yield self._element(decode)
-            first = False
-            if self._pos > self._chunk:
-                self._more(0)
-        if char != "]":
-            raise self._error("Expecting ',' delimiter", self._pos)
-        self._pos += 1
-        if self._next_char():
-            raise self._error("Extra data", self._pos)
-
-    def _element(self, decode: Callable[[str, int], tuple[Any, int]]) -> Any:
-        want = self._chunk
-        while True:
-            try:
-                value, end = decode(self._text, self._pos)
-            except json.JSONDecodeError as exc:
-                if self._ended:
-                    raise self._error(exc.msg, exc.pos) from None
-                want *= 2  # it runs past what was read; doubling keeps a huge one linear
-                self._more(want)
-                continue
-            if end < len(self._text) or self._ended:
-                self._pos = end
-                return value
-            self._more(want)  # a number may go on in the next chunk: decode it again
 
 
 def _group(members: _Members, source: str) -> JobGroup:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from csctl.config import Config
 from csctl.model import Instance, Snapshot, StartdSlot, SupplyVM, VMState
-from csctl.plan.demand import Demand, compute_demand
+from csctl.plan.demand import Demand, Judge, compute_demand
 from csctl.plan.matching import KB_PER_GB, Matcher
 
 
@@ -85,8 +85,10 @@ def supply(snapshot: Snapshot, config: Config) -> list[SupplyVM]:
     return supply_from_slots(snapshot.slots) + booting_supply(snapshot.instances, snapshot.slots, config)
 
 
-def snapshot_demand(snapshot: Snapshot, config: Config, matcher: Matcher | None = None) -> Demand:
+def snapshot_demand(
+    snapshot: Snapshot, config: Config, matcher: Matcher | None = None, judge_with: Judge | None = None
+) -> Demand:
     """What the snapshot's idle jobs need after all the room csctl already has: the one
-    demand every command (demand, boot, retire, run) plans from (``matcher``: see
-    ``compute_demand``)."""
-    return compute_demand(snapshot.groups, supply(snapshot, config), config, matcher)
+    demand every command (demand, boot, retire, run) plans from (``matcher`` and
+    ``judge_with``: see ``compute_demand``)."""
+    return compute_demand(snapshot.groups, supply(snapshot, config), config, matcher, judge_with)

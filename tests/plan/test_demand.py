@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from csctl.config import parse_config
 from csctl.model import JobGroup, SupplyVM
-from csctl.plan.demand import compute_demand, demand_from_json
+from csctl.plan.demand import compute_demand
 from csctl.plan.fairshare import need_by_owner
 from csctl.plan.matching import KB_PER_GB
 from csctl.plan.queue import group_ads
@@ -183,25 +183,6 @@ def test_an_accounting_group_is_the_owner_fair_share_counts(config):
     demand = compute_demand(group_ads(ads), [], config)
     assert demand.need_by_owner == {"carol": 1, "group_cms": 2}
     assert demand.requirements[0].owners == ["alice", "bob", "carol"]
-
-
-def test_the_demand_reader_ignores_fields_it_does_not_know():
-    data = {
-        "schema": "csctl.demand/1",
-        "idle_jobs": 8,
-        "vms_needed": 1,
-        "from_the_future": {"x": 1},
-        "rejected": [{"jobs": 1, "job_ids": ["1.0"], "owner": "a", "reasons": ["r"], "new": 2}],
-        "requirements": [
-            {"vm_type": "big", "clouds": ["A"], "vms_needed": 1, "need_by_owner": {"a": 1}, "zone": "z1"}
-        ],
-    }
-    demand = demand_from_json(data)
-    assert demand.requirements[0].need_by_owner == {"a": 1} and demand.rejected[0].jobs == 1
-    with pytest.raises(ValueError, match="malformed demand"):
-        demand_from_json({**data, "requirements": [{"clouds": ["A"]}]})
-    with pytest.raises(ValueError, match="malformed demand"):
-        demand_from_json({**data, "requirements": ["big"]})
 
 
 def test_a_demand_written_before_owners_were_kept_has_one_unnamed_owner():

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from csctl.config import parse_config
 from csctl.model import Instance, StartdSlot, VMState
-from csctl.plan.demand import Demand, compute_demand, demand_from_json
+from csctl.plan.demand import Demand, compute_demand
+from csctl.plan.demand_file import demand_from_json
 from csctl.plan.matching import KB_PER_GB
 from csctl.plan.placement import plan_boot
 from csctl.plan.queue import group_ads
