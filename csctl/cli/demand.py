@@ -37,9 +37,15 @@ def command(app: Application, from_file: Path | None, explain: bool) -> None:
       csctl demand --explain
       condor_q -json > jobs.json; csctl demand --from-file jobs.json --json
     """
-    from csctl.engine.demand import demand
+    from contextlib import nullcontext
 
-    result = demand(app.services, from_file)
+    from csctl.engine.services import query_process_ahead
+
+    # the schedd query's process starts before the configuration is loaded (imports included)
+    with query_process_ahead() if from_file is None else nullcontext():
+        from csctl.engine.demand import demand
+
+        result = demand(app.services, from_file)
     _render(app, result.demand, explain)
     if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))

@@ -8,21 +8,32 @@ driver, and ``--dry-run`` never reads the signing key.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from csctl.config import Config
 from csctl.errors import ConfigError
-from csctl.model import Cloud, Pool
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not at run time: query_process_ahead is called before pydantic is imported
+    from csctl.config import Config
     from csctl.context.tokens import SigningKey
+    from csctl.model import Cloud, Pool
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def query_process_ahead() -> AbstractContextManager[None]:
+    """Start now the process the pool's first schedd query will run in (csctl/pool/child.py),
+    for the duration of the ``with`` block: a command that will query the schedds enters it
+    before it loads its configuration, so that the process's start-up overlaps that loading.
+    The process gets its query only once the configuration is valid."""
+    from csctl.pool.child import started_ahead
+
+    return started_ahead()
 
 
 @dataclass

@@ -1,0 +1,67 @@
+"""A query process started ahead (csctl/pool/child.py ``started_ahead``) answers as a
+fresh one does, serves only a query of its own environment, and never outlives its block.
+
+No pool needed: the schedd is an address nobody listens on, whose refusal is the answer.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import classad2
+import htcondor2
+import pytest
+
+from csctl.pool import child
+from csctl.pool.child import query_apart, started_ahead
+
+VERSION = "$CondorVersion: 23.9.6 2024-07-02 BuildID: Debian-23.9.6 PackageID: 23.9.6 $"
+
+
+def _nobody_listens() -> classad2.ClassAd:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return classad2.ClassAd(
+        {"MyAddress": f"<127.0.0.1:{port}>", "MyType": "Scheduler", "Name": "gone", "CondorVersion": VERSION}
+    )
+
+
+def _refusal(params: dict[str, str], location: classad2.ClassAd | None = None) -> str:
+    with pytest.raises(htcondor2.HTCondorException) as refused:
+        query_apart(htcondor2, location or _nobody_listens(), "true", ["ClusterId"], 0, params)
+    return str(refused.value)
+
+
+def test_the_process_started_ahead_runs_the_query_and_answers_as_a_fresh_one():
+    location = _nobody_listens()
+    fresh = _refusal({}, location)
+    with started_ahead():
+        assert child._ahead is not None
+        ahead = child._ahead[0]
+        assert _refusal({}, location) == fresh != ""
+        assert child._ahead is None  # taken by the query
+    assert ahead.returncode == child.REFUSED  # it ran the query itself
+
+
+def test_a_query_with_condor_params_gets_a_fresh_process():
+    with started_ahead():
+        assert child._ahead is not None
+        ahead = child._ahead[0]
+        assert _refusal({"TOOL_DEBUG": "D_ALWAYS"}) != ""
+    assert ahead.returncode is not None and ahead.returncode < 0  # killed, unused
+
+
+def test_an_unused_process_ends_with_its_block():
+    with started_ahead():
+        assert child._ahead is not None
+        ahead = child._ahead[0]
+    assert child._ahead is None
+    assert ahead.returncode is not None and ahead.returncode < 0
+
+
+def test_a_process_left_by_its_parent_exits_quietly_on_end_of_input():
+    process = child._spawn(dict(os.environ))
+    out, err = process.communicate("")
+    assert (process.returncode, out, err) == (0, "", "")
