@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import htcondor2
@@ -181,3 +183,36 @@ def test_killed_mid_cycle_then_run_again_leaks_nothing(clean_queue, local_cloud,
         time.sleep(2)
     leftovers = [p for p in work.glob("*") if p.is_dir()]
     assert leftovers == []
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: a queue is judged in one piece")
+def test_a_cycle_judges_its_queue_in_forked_parts(
+    clean_queue, local_cloud, condor_pool, tmp_path, caplog, monkeypatch
+):
+    """In a cycle, demand's queue is cut into parts judged by forked children (the
+    threshold is lowered to two groups): no other thread is left running by then."""
+    from csctl.context.tokens import read_signing_key
+    from csctl.engine import judging
+    from csctl.engine.cycle import run_cycle
+    from csctl.plan.backoff import Backoff
+    from csctl.pool.htcondor import HTCondorPool
+
+    path = write_config(condor_pool, tmp_path, TYPES)
+    path.write_text(path.read_text() + "\n[accounting]\nledger = false\n")
+    config = load_config(path)
+    for memory in (600, 700, 800):  # three autoclusters
+        clean_queue.submit(
+            {"executable": "/bin/true", "request_memory": str(memory), "requirements": 'VMType =?= "big"'}
+        )
+    caplog.set_level(logging.DEBUG, "csctl.engine.judging")
+    monkeypatch.setattr(judging, "MIN_GROUPS", 2)
+    report, _, _, _ = run_cycle(
+        config,
+        HTCondorPool(config.pool),
+        {"local": local_cloud},
+        read_signing_key(config.pool.signing_key),
+        Backoff(),
+        datetime.now(UTC),
+    )
+    assert any("judging job groups in child process" in r.getMessage() for r in caplog.records)
+    assert report.idle_jobs == 3 and report.booted >= 1, report.summary()
