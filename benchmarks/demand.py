@@ -4,7 +4,9 @@ schedds of 250,000 idle jobs each.
 Submits jobs of 20 shapes (five Cloud Scheduler style, fifteen modern) as the test
 pool's user, then times, each in a fresh process: the bare query of every idle job ad with
 csctl's projection; the very query csctl sends (the schedd groups the jobs itself,
-QueryOpt.GroupBy); and `csctl --json demand`. Peak RSS of each comes from wait4().
+QueryOpt.GroupBy); and `csctl --json demand`. The three run in turn, ``--rounds`` times,
+and the median of each is shown: the schedd's own time for one query varies by a fifth
+from one to the next. Peak RSS of each comes from wait4().
 
 The four-schedd case runs four extra schedds next to the pool's own
 (``testbed.pool.start_schedd``; csctl is configured with their names) and compares
@@ -12,8 +14,8 @@ The four-schedd case runs four extra schedds next to the pool's own
 query alone. ``--per-schedd N`` sets its size
 (0 skips it); the extra schedds are shut down before the pool is handed back.
 
-Every command runs with its bytecode cached (in a temporary PYTHONPYCACHEPREFIX, after one
-warm-up run), as an installed csctl has it: pip compiles every module at install, while a
+Every command runs with its bytecode cached (in a temporary PYTHONPYCACHEPREFIX that its
+first run fills), as an installed csctl has it: pip compiles every module at install, while a
 checkout under PYTHONDONTWRITEBYTECODE would compile csctl's forty-odd modules on every run
 (about 0.1 s that no operator pays). ``--compile-each-run`` measures that case instead.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from testbed import pool  # noqa: E402
 
 SIZES = (10_000, 100_000)
-RUNS = 3
+RUNS = 3  # of each command of the four-schedd case: the best is shown
+ROUNDS = 7  # of each command per one-schedd size: the median is shown
 SCHEDDS = 4  # extra ones, next to the pool's own (which stays empty and is not asked)
 PER_SCHEDD = 250_000
 
@@ -137,9 +141,22 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def best(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    timed(argv, env)  # warm-up: the bytecode cache and the page cache
     results = [timed(argv, env) for _ in range(RUNS)]
     return min(r[0] for r in results), max(r[1] for r in results)
+
+
+def in_turn(argvs: list[list[str]], env: dict[str, str], rounds: int) -> list[tuple[float, float]]:
+    """Median wall seconds and peak RSS (MB) of each command, the commands run in turn for
+    ``rounds`` rounds after a warm-up round (bytecode and page cache): a slow spell of the
+    schedd or of the machine then touches every command alike, as it would not touch a
+    best of a few runs taken one command after the other."""
+    for argv in argvs:
+        timed(argv, env)
+    results: list[list[tuple[float, float]]] = [[] for _ in argvs]
+    for _ in range(rounds):
+        for argv, found in zip(argvs, results, strict=True):
+            found.append(timed(argv, env))
+    return [(statistics.median(r[0] for r in found), max(r[1] for r in found)) for found in results]
 
 
 def schedd_names(collector: str, prefix: str, count: int, timeout: float = 60) -> list[str]:
@@ -195,6 +212,7 @@ def main() -> None:
         default=list(SIZES),
         help="one-schedd sizes, comma-separated, ascending ('' skips them)",
     )
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="runs of each command per size (median)")
     parser.add_argument(
         "--compile-each-run",
         action="store_true",
@@ -230,12 +248,12 @@ def main() -> None:
                 submit(schedd, size - submitted)
                 submitted = size
                 submit_s = time.perf_counter() - t0
-                bare_s, bare_mb = best(bare, env)
-                grouped_s, _ = best(grouped, env)
-                demand_s, demand_mb = best(demand, env)
+                (bare_s, bare_mb), (grouped_s, _), (demand_s, demand_mb) = in_turn(
+                    [bare, grouped, demand], env, args.rounds
+                )
                 rows.append((size, submit_s, bare_s, grouped_s, demand_s, bare_mb, demand_mb))
             remove_all(schedd)
-            print_one_schedd(rows, args.compile_each_run)
+            print_one_schedd(rows, args.rounds, args.compile_each_run)
             if args.per_schedd:
                 print_many_schedds(many_schedds(args.per_schedd, env, config))
         finally:
@@ -243,9 +261,11 @@ def main() -> None:
             pool.stop_schedds()
 
 
-def print_one_schedd(rows: list[tuple], compiled_each_run: bool) -> None:
+def print_one_schedd(rows: list[tuple], rounds: int, compiled_each_run: bool) -> None:
     bytecode = "compiled on every run" if compiled_each_run else "bytecode cached"
-    print(f"csctl demand benchmark (best of {RUNS} runs after a warm-up; each a fresh process; {bytecode})")
+    print(
+        f"csctl demand benchmark (median of {rounds} rounds, commands in turn; fresh processes; {bytecode})"
+    )
     print(
         "| idle jobs | submit s | bare query s | grouped query s | csctl demand s "
         "| ratio to bare | ratio to grouped | bare RSS MB | demand RSS MB |"
