@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 JSON_SPACE = " \t\n\r"
+_NUMBER_TAIL = re.compile(r"[0-9.eE+-]*\Z")  # stops at the first other character
 
 
 class ArrayReader:
@@ -72,7 +74,15 @@ class ArrayReader:
                 want *= 2  # it runs past what was read; doubling keeps a huge one linear
                 self._more(want)
                 continue
-            if end < len(self._text) or self._ended:
+            if self._ended or (end < len(self._text) and not _cut_number(value, self._text, end)):
                 self._pos = end
                 return value
+            want *= 2
             self._more(want)  # a number may go on in the next chunk: decode it again
+
+
+def _cut_number(value: Any, text: str, end: int) -> bool:
+    """Whether a number decoded from ``text`` may have been cut by the end of what was
+    read: all that follows it could still belong to it (``0`` of ``0.``, ``1e`` of ``1e-``)."""
+    kind = type(value)
+    return (kind is int or kind is float) and _NUMBER_TAIL.match(text, end) is not None
