@@ -1,8 +1,9 @@
 """One look at the world: the pool's idle jobs and slots, and every cloud's instances.
 
 Each command rebuilds this from scratch (csctl keeps no database): one schedd query
-per schedd, one collector query, one list call and one quota call per cloud (and the
-negotiator's user priorities under ``fair_share = "htcondor"``). All of them are asked at
+per schedd, one collector query, one list call and one quota call per cloud, or one survey
+of a cloud that answers both together (EC2: one DescribeInstances), and the
+negotiator's user priorities under ``fair_share = "htcondor"``. All of them are asked at
 once, each in its own thread (the cloud SDKs wait on the network without holding the
 GIL; the htcondor bindings hold it for a whole schedd query, so the pool runs the idle-jobs
 queries asked from these threads in child processes, csctl/pool/child.py), so a snapshot
@@ -17,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from csctl.config import Config
 from csctl.errors import CloudError, CsctlError
 from csctl.model import Accountant, Cloud, Instance, Pool, QueueSnapshot, Quota, Snapshot, StartdSlot
+from csctl.model.survey import Surveyor
 from csctl.plan.identity import screen
 
 # Threads of one snapshot: the pool's three queries and one per cloud, up to this many
@@ -41,6 +43,14 @@ def _quota(cloud: Cloud) -> Quota:
         return Quota(error=f"{type(exc).__name__}: {exc}")
 
 
+def _survey(cloud: Surveyor, pool_name: str) -> tuple[list[Instance] | str, Quota]:
+    """The cloud's csctl instances (or its error message) and its quota, asked as one."""
+    try:
+        return cloud.survey(pool_name)
+    except CloudError as exc:  # no listing, no count of the instances the quota takes off
+        return exc.message, Quota(error=exc.message)
+
+
 def _priorities(pool: Accountant) -> dict[str, float] | str:
     try:
         return pool.user_priorities()
@@ -48,11 +58,10 @@ def _priorities(pool: Accountant) -> dict[str, float] | str:
         return exc.message
 
 
-def _gather(listings: Mapping[str, Future[list[Instance] | str]]) -> tuple[list[Instance], dict[str, str]]:
+def _gather(listings: Mapping[str, list[Instance] | str]) -> tuple[list[Instance], dict[str, str]]:
     instances: list[Instance] = []
     errors: dict[str, str] = {}
-    for name, future in listings.items():
-        result = future.result()
+    for name, result in listings.items():
         if isinstance(result, str):
             errors[name] = result
         else:
@@ -63,7 +72,8 @@ def _gather(listings: Mapping[str, Future[list[Instance] | str]]) -> tuple[list[
 def list_clouds(clouds: Mapping[str, Cloud], pool_name: str) -> tuple[list[Instance], dict[str, str]]:
     """Every cloud's csctl instances, clouds listed in parallel; errors per failed cloud."""
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(clouds)))) as executor:
-        return _gather({name: executor.submit(_listing, cloud, pool_name) for name, cloud in clouds.items()})
+        listings = {name: executor.submit(_listing, cloud, pool_name) for name, cloud in clouds.items()}
+        return _gather({name: future.result() for name, future in listings.items()})
 
 
 def take_snapshot(
@@ -85,8 +95,16 @@ def take_snapshot(
             slots = executor.submit(pool.csctl_slots)
             running = executor.submit(pool.running_jobs)
         name = config.pool.name
-        listings = {cloud: executor.submit(_listing, clouds[cloud], name) for cloud in clouds}
-        quotas = {cloud: executor.submit(_quota, clouds[cloud]) for cloud in clouds}
+        # a cloud that can answer both at once (survey) is asked once, in one thread
+        surveys = {
+            c: executor.submit(_survey, cloud, name)
+            for c, cloud in clouds.items()
+            if isinstance(cloud, Surveyor)
+        }
+        listings = {
+            c: executor.submit(_listing, cloud, name) for c, cloud in clouds.items() if c not in surveys
+        }
+        quotas = {c: executor.submit(_quota, cloud) for c, cloud in clouds.items() if c not in surveys}
         fair = config.policy.fair_share == "htcondor" and isinstance(pool, Accountant)
         priorities = executor.submit(_priorities, pool) if fair and jobs else None  # type: ignore[arg-type]
     snapshot = Snapshot()
@@ -99,13 +117,16 @@ def take_snapshot(
         snapshot.running, running_errors = running.result()
         snapshot.errors += [e for e in running_errors if e not in snapshot.errors]
     snapshot.pool_errors = list(snapshot.errors)
-    instances, cloud_errors = _gather(listings)
+    answers = {
+        c: surveys[c].result() if c in surveys else (listings[c].result(), quotas[c].result()) for c in clouds
+    }
+    instances, cloud_errors = _gather({cloud: listing for cloud, (listing, _) in answers.items()})
     # ids from tags and startd attributes are untrusted: only csctl's grammar goes on
     snapshot.instances, snapshot.slots, snapshot.warnings = screen(instances, snapshot.slots)
     snapshot.errors += cloud_errors.values()
     snapshot.failed_clouds = set(cloud_errors)
     snapshot.cloud_errors = cloud_errors
-    snapshot.quotas = {cloud: future.result() for cloud, future in quotas.items()}
+    snapshot.quotas = {cloud: quota for cloud, (_, quota) in answers.items()}
     if priorities is not None:
         answer = priorities.result()
         if isinstance(answer, str):  # fair share falls back to equal shares, and says so

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,7 +12,15 @@ from typing import Any
 
 from csctl.clouds.base import joined_tag
 from csctl.clouds.ec2.errors import translated, unimplemented, unknown_image, unknown_instance_ids
-from csctl.clouds.ec2.instances import LIVE_STATES, to_instance
+from csctl.clouds.ec2.instances import (
+    ACTIVE_STATES,
+    LIVE_STATES,
+    in_pool,
+    pool_filters,
+    state_of,
+    to_instance,
+)
+from csctl.clouds.ec2.quota import max_instances, needs_instances
 from csctl.clouds.ec2.settings import USER_DATA_LIMIT, Settings
 from csctl.clouds.ec2.vcpus import vcpu_limits
 from csctl.errors import CloudBadRequest, CloudError, CloudPriceError
@@ -61,15 +69,7 @@ class Driver:
     def list_instances(self, pool: str) -> list[Instance]:
         """Every live instance tagged ``csctl-pool = pool`` and ``csctl-cloud = <this cloud>``,
         in one paginated DescribeInstances (two clouds may share an account and region)."""
-        filters = [
-            {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
-            {"Name": f"tag:{TAG_CLOUD}", "Values": [self.name]},
-            {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
-        ]
-        with self._api("DescribeInstances"):
-            pages = self.client.get_paginator("describe_instances").paginate(Filters=filters)
-            raw = [vm for page in pages for res in page["Reservations"] for vm in res["Instances"]]
-        return [vm for vm in (to_instance(r, self.name) for r in raw) if vm is not None]
+        return self._instances(self._describe(pool_filters(pool, self.name)))
 
     def boot(self, request: BootRequest) -> list[Instance]:
         """Boot up to ``request.count`` VMs in one RunInstances call (spot when priced).
@@ -127,17 +127,34 @@ class Driver:
         Both count every instance of the account in the region, not only csctl's.
         ``Quota()`` where the cloud reports neither.
         """
-        limit = self._max_instances()
-        reads_vcpus = self.settings.reads_vcpu_quotas
-        if limit is None and not reads_vcpus:
+        limit = max_instances(self.name, self.settings, self.client)
+        if not needs_instances(limit, self.settings):
             return Quota()
-        active = self._active()
-        limits = (
-            vcpu_limits(self.name, self.settings, self.client, self.quotas_client, active)
-            if reads_vcpus
-            else ()
-        )
-        return Quota(instances=None if limit is None else max(limit - len(active), 0), vcpus=limits)
+        return self._room(limit, self._describe([_states(ACTIVE_STATES)]))
+
+    def survey(self, pool: str) -> tuple[list[Instance], Quota]:
+        """``list_instances(pool)`` and ``quota()`` from one DescribeInstances: where the quota
+        counts the account's instances, one account-wide listing of the live states gives both
+        (csctl's instances picked by their tags, as ``list_instances``' filters pick them; the
+        quota's, the pending and running ones). Otherwise the pool's listing, as alone.
+
+        Raises a CloudError when the listing fails. A failed max-instances or Service Quotas
+        call leaves the instances, beside a ``Quota(error=...)`` that says why.
+        """
+        try:
+            limit = max_instances(self.name, self.settings, self.client)
+        except CloudError as exc:  # the quota is unknown: no need for the account's instances
+            return self.list_instances(pool), Quota(error=exc.message)
+        if not needs_instances(limit, self.settings):
+            return self.list_instances(pool), Quota()
+        live = self._describe([_states(LIVE_STATES)])
+        ours = self._instances(vm for vm in live if in_pool(vm, pool, self.name))
+        try:
+            return ours, self._room(limit, [vm for vm in live if state_of(vm) in ACTIVE_STATES])
+        except CloudError as exc:
+            return ours, Quota(error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - as the snapshot holds quota(): a bug never stops a boot
+            return ours, Quota(error=f"{type(exc).__name__}: {exc}")
 
     def find_image(self, url: str) -> str | None:
         """The AMI registered for the image URL ``url``: one named ``url``, else one tagged
@@ -311,28 +328,33 @@ class Driver:
             return ids
         return []
 
-    def _max_instances(self) -> int | None:
-        from botocore.exceptions import ClientError
+    def _room(self, limit: int | None, active: Sequence[Mapping[str, Any]]) -> Quota:
+        """The quota left under ``limit`` (max-instances, if readable) and, where the cloud reads
+        them, the vCPU limits, by the account's pending and running instances ``active``."""
+        limits = (
+            vcpu_limits(self.name, self.settings, self.client, self.quotas_client, active)
+            if self.settings.reads_vcpu_quotas
+            else ()
+        )
+        return Quota(instances=None if limit is None else max(limit - len(active), 0), vcpus=limits)
 
-        with self._api("DescribeAccountAttributes"):
-            try:
-                response = self.client.describe_account_attributes(AttributeNames=["max-instances"])
-            except ClientError as exc:
-                if unimplemented(exc):
-                    return None
-                raise
-        return _attribute_int(response.get("AccountAttributes", []), "max-instances")
-
-    def _active(self) -> list[dict[str, Any]]:
-        """The account's pending and running instances in the region, csctl's or not."""
-        filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    def _describe(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The instances DescribeInstances gives for ``filters``, every page of them."""
         with self._api("DescribeInstances"):
             pages = self.client.get_paginator("describe_instances").paginate(Filters=filters)
             return [vm for page in pages for res in page["Reservations"] for vm in res["Instances"]]
 
+    def _instances(self, raw: Iterable[Mapping[str, Any]]) -> list[Instance]:
+        return [vm for vm in (to_instance(r, self.name) for r in raw) if vm is not None]
+
     def _api(self, action: str) -> AbstractContextManager[None]:
         """API calls inside raise csctl CloudErrors only, whatever botocore raises."""
         return translated(self.name, self.settings, action)
+
+
+def _states(states: Sequence[str]) -> dict[str, Any]:
+    """A DescribeInstances filter on the instances' states (the account's, csctl's or not)."""
+    return {"Name": "instance-state-name", "Values": list(states)}
 
 
 def _request_problem(request: BootRequest, tags: Mapping[str, str]) -> str | None:
@@ -368,15 +390,3 @@ def _spot_options(max_price: float) -> dict[str, Any]:
             "InstanceInterruptionBehavior": "terminate",
         },
     }
-
-
-def _attribute_int(attributes: Sequence[Mapping[str, Any]], name: str) -> int | None:
-    for attribute in attributes:
-        if attribute.get("AttributeName") != name:
-            continue
-        for value in attribute.get("AttributeValues", []):
-            try:
-                return int(value.get("AttributeValue", ""))
-            except ValueError:
-                return None
-    return None
