@@ -229,6 +229,47 @@ def test_a_driver_bug_in_quota_is_an_unknown_quota_not_a_crash(seed_config):
     assert snapshot.quotas == {"a": Quota(error="RuntimeError: boom")}
 
 
+class SurveyCloud(FakeCloud):
+    """A cloud that tells its instances and quota as one survey (csctl.model.survey.Surveyor)."""
+
+    def __init__(self, name: str, quota: Quota, **kw: object) -> None:
+        super().__init__(name, **kw)  # type: ignore[arg-type]
+        self.answer = quota
+
+    def survey(self, pool: str) -> tuple[list[Instance], Quota]:
+        self.arrive(f"survey {pool}")
+        if self.error:
+            raise CloudAuthError(self.name, self.error)
+        return [
+            Instance(f"{self.name}-b-{i}", self.name, "big", VMState.RUNNING, f"p{i}")
+            for i in range(self.vms)
+        ], self.answer
+
+
+def test_a_cloud_that_surveys_is_asked_once_beside_the_others(seed_config):
+    barrier = threading.Barrier(7)  # the pool's 3 queries, 2 surveys, the other cloud's list and quota
+    clouds = {
+        "s": SurveyCloud("s", Quota(instances=4), vms=2, barrier=barrier),
+        "q": QuotaCloud("q", Quota(instances=3), vms=1, barrier=barrier),
+        "x": SurveyCloud("x", Quota(instances=9), error="token expired", barrier=barrier),
+    }
+    snapshot = take_snapshot(FakePool(barrier=barrier), clouds, seed_config)
+    assert clouds["s"].calls == clouds["x"].calls == ["survey pool.example.org"]
+    assert sorted(clouds["q"].calls) == ["list pool.example.org", "quota"]
+    assert sorted(i.csctl_id for i in snapshot.instances) == ["q-b-0", "s-b-0", "s-b-1"]
+    # a survey that cannot list fails the cloud, and leaves its quota unknown
+    assert snapshot.errors == ["schedd s2: timed out", "cloud x: token expired"]
+    assert snapshot.failed_clouds == {"x"}
+    assert snapshot.quotas == {
+        "s": Quota(instances=4),
+        "q": Quota(instances=3),
+        "x": Quota(error="cloud x: token expired"),
+    }
+    # listing alone asks the list call, survey or not
+    cloud = SurveyCloud("s", Quota(), vms=1)
+    assert [i.csctl_id for i in list_clouds({"s": cloud}, "p")[0]] == ["s-b-0"] and cloud.calls == ["list p"]
+
+
 class Negotiator(FakePool):
     """A pool whose negotiator tells user priorities, or fails to."""
 
