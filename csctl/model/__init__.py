@@ -148,7 +148,8 @@ class Cloud(Protocol):
     ``zones`` are the zones or subnets a boot may name, in the order to try them (empty:
     the cloud chooses). Drivers of the ``csctl.clouds.v1`` entry-point group written
     before ``zones`` and ``find_image`` existed lack them: the engine reads them with
-    defaults (no zones, no registered images).
+    defaults (no zones, no registered images). A driver may add ``survey``
+    (csctl/model/survey.py: its instances and quota from fewer calls); none need it.
     """
 
     name: str
