@@ -6,7 +6,8 @@ one user-data payload and the batch's tags; each VM's csctl id is derived from t
 service too. boto3 is imported on first use only, and every botocore exception is
 translated into a ``csctl.errors.CloudError`` subclass in ``errors``, at the boundary.
 ``settings`` holds the configuration keys, ``instances`` turns EC2's descriptions into
-Instances, ``driver`` makes the API calls.
+Instances (and picks csctl's from an account-wide listing), ``quota`` and ``vcpus`` read the
+account's limits, ``driver`` makes the API calls.
 """
 
 from csctl.clouds.ec2.driver import TERMINATE_CHUNK, Driver
