@@ -41,11 +41,15 @@ def command(app: Application, from_file: Path | None, explain: bool) -> None:
 
     from csctl.engine.services import query_process_ahead
 
-    # the schedd query's process starts before the configuration is loaded (imports included)
+    # the schedd query's process starts before the configuration is loaded (imports included),
+    # and the query before the planners are imported
     with query_process_ahead() if from_file is None else nullcontext():
+        services = app.services
+        if from_file is None:
+            services.begin_idle_jobs()
         from csctl.engine.demand import demand
 
-        result = demand(app.services, from_file)
+        result = demand(services, from_file)
     _render(app, result.demand, explain)
     if result.partial:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))

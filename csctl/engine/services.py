@@ -78,6 +78,13 @@ class Services:
                 self._clouds = self.make_clouds()
         return self._clouds
 
+    def begin_idle_jobs(self) -> None:
+        """Have the pool start reading its idle jobs now, if it can (HTCondorPool), for a
+        use case sure to ask for them: its ``idle_jobs`` then returns that answer."""
+        begin = getattr(self.pool, "begin_idle_jobs", None)
+        if begin is not None:
+            begin()
+
     @property
     def state_dir(self) -> Path:
         return self.config.state_dir

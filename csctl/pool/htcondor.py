@@ -9,7 +9,7 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ class HTCondorPool:
         self.collector = self.htcondor.Collector(config.collector)
         self._located: tuple[float, list[Any]] | None = None
         self._locating = threading.Lock()
+        self._begun: Future[QueueSnapshot] | None = None
 
     def schedd_ads(self) -> list[Any]:
         """Location ads of the configured schedds (every schedd the collector knows if none).
@@ -118,13 +119,28 @@ class HTCondorPool:
             )
         return [ad for _, ad in found]
 
+    def begin_idle_jobs(self) -> None:
+        """Start reading the idle jobs now, in a thread of its own: the next ``idle_jobs``
+        call returns that answer (or raises its error). For a command sure to ask for them
+        (``csctl demand``), so that the schedds work while it imports and builds the rest."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csctl-idle-jobs")
+        self._begun = executor.submit(self._idle_jobs)
+        executor.shutdown(wait=False)  # its one thread ends with the read
+
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``.
 
         The schedds are asked at once (each in a child process, as the bindings hold the
         GIL for a whole query: see ``_overlaps``), so this takes as long as the slowest
-        schedd; results keep the collector's order.
+        schedd; results keep the collector's order. After ``begin_idle_jobs``, the answer
+        of the read it began.
         """
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            return begun.result()
+        return self._idle_jobs()
+
+    def _idle_jobs(self) -> QueueSnapshot:
         schedd_ads = self.schedd_ads()
         if not schedd_ads:
             raise PoolUnreachable(f"collector {self.config.collector} knows no schedd")

@@ -1,7 +1,9 @@
 """A query process started ahead (csctl/pool/child.py ``started_ahead``) answers as a
-fresh one does, serves only a query of its own environment, and never outlives its block.
+fresh one does, serves only a query of its own environment, and never outlives its block;
+idle jobs begun early (``HTCondorPool.begin_idle_jobs``) are what idle_jobs reads.
 
-No pool needed: the schedd is an address nobody listens on, whose refusal is the answer.
+Most need no pool: the schedd (or collector) is an address nobody listens on, whose
+refusal is the answer.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import classad2
 import htcondor2
 import pytest
 
+from csctl.config import PoolConfig
+from csctl.errors import PoolUnreachable
 from csctl.pool import child
 from csctl.pool.child import query_apart, started_ahead
+from csctl.pool.htcondor import HTCondorPool
 
 VERSION = "$CondorVersion: 23.9.6 2024-07-02 BuildID: Debian-23.9.6 PackageID: 23.9.6 $"
 
@@ -65,3 +70,34 @@ def test_a_process_left_by_its_parent_exits_quietly_on_end_of_input():
     process = child._spawn(dict(os.environ))
     out, err = process.communicate("")
     assert (process.returncode, out, err) == (0, "", "")
+
+
+def test_idle_jobs_begun_early_raise_what_idle_jobs_raises():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pool = HTCondorPool(PoolConfig(name="gone", collector=f"127.0.0.1:{port}"))
+    with pytest.raises(PoolUnreachable) as here:
+        pool.idle_jobs()
+    pool._located = None  # locate again, as a fresh command would
+    pool.begin_idle_jobs()
+    with pytest.raises(PoolUnreachable) as begun:
+        pool.idle_jobs()
+    assert begun.value.message == here.value.message != ""
+    with pytest.raises(PoolUnreachable):  # the begun read answers once; then idle_jobs asks again
+        pool.idle_jobs()
+
+
+@pytest.mark.pool
+def test_idle_jobs_begun_early_are_the_groups_idle_jobs_reads(clean_queue, pool_config):
+    clean_queue.submit({"executable": "/bin/true", "request_memory": "700"}, count=3)
+    clean_queue.submit({"executable": "/bin/true", "request_cpus": "2"}, count=2)
+    pool = HTCondorPool(pool_config.pool)
+    with started_ahead():
+        pool.begin_idle_jobs()
+        begun = pool.idle_jobs()
+    asked = pool.idle_jobs()
+    assert [(str(g.ad), g.count, g.schedd) for g in begun.groups] == [
+        (str(g.ad), g.count, g.schedd) for g in asked.groups
+    ]
+    assert sorted(g.count for g in begun.groups) == [2, 3] and begun.schedds == asked.schedds
