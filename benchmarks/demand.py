@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -259,6 +260,7 @@ def main() -> None:
         finally:
             remove_all(schedd)
             pool.stop_schedds()
+            shutil.rmtree(state, ignore_errors=True)  # the configuration, state and bytecode cache
 
 
 def print_one_schedd(rows: list[tuple], rounds: int, compiled_each_run: bool) -> None:
