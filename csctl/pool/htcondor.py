@@ -87,7 +87,7 @@ class HTCondorPool:
         self.collector = self.htcondor.Collector(config.collector)
         self._located: tuple[float, list[Any]] | None = None
         self._locating = threading.Lock()
-        self._begun: Future[QueueSnapshot] | None = None
+        self._begun: tuple[Future[QueueSnapshot], ThreadPoolExecutor] | None = None
 
     def schedd_ads(self) -> list[Any]:
         """Location ads of the configured schedds (every schedd the collector knows if none).
@@ -124,8 +124,7 @@ class HTCondorPool:
         call returns that answer (or raises its error). For a command sure to ask for them
         (``csctl demand``), so that the schedds work while it imports and builds the rest."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csctl-idle-jobs")
-        self._begun = executor.submit(self._idle_jobs)
-        executor.shutdown(wait=False)  # its one thread ends with the read
+        self._begun = executor.submit(self._idle_jobs), executor
 
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``.
@@ -136,9 +135,12 @@ class HTCondorPool:
         of the read it began.
         """
         begun, self._begun = self._begun, None
-        if begun is not None:
-            return begun.result()
-        return self._idle_jobs()
+        if begun is None:
+            return self._idle_jobs()
+        try:
+            return begun[0].result()
+        finally:  # its thread has ended on return: a large queue may be judged in forked parts
+            begun[1].shutdown(wait=True)
 
     def _idle_jobs(self) -> QueueSnapshot:
         schedd_ads = self.schedd_ads()

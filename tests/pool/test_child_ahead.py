@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 import classad2
 import htcondor2
@@ -80,9 +81,11 @@ def test_idle_jobs_begun_early_raise_what_idle_jobs_raises():
     with pytest.raises(PoolUnreachable) as here:
         pool.idle_jobs()
     pool._located = None  # locate again, as a fresh command would
+    threads = threading.active_count()
     pool.begin_idle_jobs()
     with pytest.raises(PoolUnreachable) as begun:
         pool.idle_jobs()
+    assert threading.active_count() == threads  # its thread has ended: judging may fork
     assert begun.value.message == here.value.message != ""
     with pytest.raises(PoolUnreachable):  # the begun read answers once; then idle_jobs asks again
         pool.idle_jobs()
