@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,17 @@ def start_moto(tmp: Path) -> dict[str, MotoServer]:
         }
     )
     return {cloud: MotoServer() for cloud in CLOUDS}
+
+
+def cpu_seconds(servers: Iterable[MotoServer]) -> float:
+    """CPU seconds (user + system) the servers' processes have used so far, from /proc."""
+    total = 0
+    for server in servers:
+        assert server._process is not None  # started: the benchmark's servers are running
+        stat = Path(f"/proc/{server._process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name: state is field 3
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def first_image(endpoint: str) -> str:
