@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from csctl.config import Config
 from csctl.model import JobGroup
 from csctl.plan.demand import Judged, judge
-from csctl.plan.queue import JsonQueue
+from csctl.plan.queue import JsonQueue, cut
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,13 @@ def judge_apart(groups: Iterable[JobGroup], config: Config, parts: int | None = 
     """``judge(groups, config)``, with a large queue cut into runs judged at once, one
     per available CPU (or ``parts``, whatever the queue's size); a queue too small, or a
     process that cannot fork safely, is judged here in one piece."""
-    count = _parts(groups) if parts is None else parts if _may_fork() else 1
-    runs = _runs(groups, count) if count > 1 else None
-    if runs is None:
+    count = (_parts(groups) if parts is None else parts) if _may_fork() else 1
+    if count < 2 or not isinstance(groups, (JsonQueue, Sequence)):
         return judge(groups, config)
+    if isinstance(groups, JsonQueue):
+        runs = groups.parts(count)
+    else:
+        runs = [(run, len(run)) for run in cut(groups, count)]
     children: list[_Child] = []
     try:
         for run, _ in runs[1:]:
@@ -74,8 +77,6 @@ def judge_apart(groups: Iterable[JobGroup], config: Config, parts: int | None = 
 
 def _parts(groups: Iterable[JobGroup]) -> int:
     """How many runs to cut ``groups`` into: one per CPU this process may use."""
-    if not _may_fork():
-        return 1
     if not isinstance(groups, (JsonQueue, Sequence)) or len(groups) < MIN_GROUPS:
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -85,17 +86,6 @@ def _parts(groups: Iterable[JobGroup]) -> int:
 def _may_fork() -> bool:
     """Whether a fork copies all there is: this process runs no other thread."""
     return hasattr(os, "fork") and threading.active_count() == 1
-
-
-def _runs(groups: Iterable[JobGroup], count: int) -> list[tuple[Iterable[JobGroup], int]] | None:
-    """``groups`` cut into ``count`` runs in queue order, each with its size."""
-    if isinstance(groups, JsonQueue):
-        return groups.parts(count)
-    if isinstance(groups, Sequence):
-        size = len(groups)
-        runs = [groups[i * size // count : (i + 1) * size // count] for i in range(count)]
-        return [(run, len(run)) for run in runs]
-    return None
 
 
 @dataclass

@@ -11,8 +11,8 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from csctl.model import JobGroup, JobProblem
 from csctl.plan import guard
@@ -20,6 +20,7 @@ from csctl.plan.jobs import ID_ATTRS, PROJECTION
 from csctl.plan.jsonarray import JSON_SPACE, ArrayReader
 
 SAMPLE_IDS = 5
+_T = TypeVar("_T")
 _ID_LINE = re.compile(r"^(?:ClusterId|ProcId|JobStatus) = .*\n", re.MULTILINE)
 IDLE = 1
 _EXPR = ("/Expr(", ")/")
@@ -177,23 +178,26 @@ class JsonQueue:
     def parts(self, count: int) -> list[tuple[Iterable[JobGroup], int]]:
         """The groups in ``count`` runs of about equal size, in queue order, each with its
         size; a run's groups are built only as it is iterated, its readable ones first."""
-        members = list(self._groups.values())
-        size = len(members)
-        runs = [members[i * size // count : (i + 1) * size // count] for i in range(count)]
-        return [(_Run(run, self.source), len(run)) for run in runs]
+        return [(_Run(run, self.source), len(run)) for run in cut(list(self._groups.values()), count)]
+
+
+def cut(items: Sequence[_T], count: int) -> list[Sequence[_T]]:
+    """``items`` in ``count`` runs of about equal size, in order."""
+    size = len(items)
+    return [items[i * size // count : (i + 1) * size // count] for i in range(count)]
 
 
 class _Run:
     """Some of a queue's groups, built as they are iterated."""
 
-    def __init__(self, members: list[_Members], source: str) -> None:
+    def __init__(self, members: Sequence[_Members], source: str) -> None:
         self._members, self._source = members, source
 
     def __iter__(self) -> Iterator[JobGroup]:
         return _built(self._members, self._source)
 
 
-def _built(members: list[_Members], source: str) -> Iterator[JobGroup]:
+def _built(members: Sequence[_Members], source: str) -> Iterator[JobGroup]:
     """Each group's ad built in turn, readable groups first (a problem group comes last)."""
     problems = []
     for one in members:
