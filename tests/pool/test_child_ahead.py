@@ -21,17 +21,7 @@ from csctl.errors import PoolUnreachable
 from csctl.pool import child
 from csctl.pool.child import query_apart, started_ahead
 from csctl.pool.htcondor import HTCondorPool
-
-VERSION = "$CondorVersion: 23.9.6 2024-07-02 BuildID: Debian-23.9.6 PackageID: 23.9.6 $"
-
-
-def _nobody_listens() -> classad2.ClassAd:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return classad2.ClassAd(
-        {"MyAddress": f"<127.0.0.1:{port}>", "MyType": "Scheduler", "Name": "gone", "CondorVersion": VERSION}
-    )
+from tests.pool.test_child import _nobody_listens
 
 
 def _refusal(params: dict[str, str], location: classad2.ClassAd | None = None) -> str:
