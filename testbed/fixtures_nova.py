@@ -23,6 +23,9 @@ from testbed.nova import NovaServer, ensure_venv
 IMAGE_ID = "155d900f-4e14-4e4c-a73d-069cbf4541e6"
 # The fake neutron's network (nova.tests.fixtures.NeutronFixture.network_1).
 NETWORK_ID = "3cb9bc59-5699-4588-a4b1-b87f96708bc6"
+# Seconds a test's request may take; the server answers in well under one.
+REQUEST_TIMEOUT = 60
+_SERVER = pytest.StashKey["NovaServer"]()
 
 
 class NovaAPI:
@@ -62,6 +65,7 @@ class NovaAPI:
             compute_endpoint_override=self.endpoint_for(project_id, admin=admin),
             load_yaml_config=False,  # ignore the developer's clouds.yaml and OS_* vars
             load_envvars=False,
+            api_timeout=REQUEST_TIMEOUT,  # a server that stops answering fails the test
         )
 
     def set_quota(self, project_id: str, **limits: int) -> Any:
@@ -80,8 +84,26 @@ class NovaAPI:
 
 
 @pytest.fixture(scope="session")
-def nova_api() -> Iterator[NovaAPI]:
+def nova_api(request: pytest.FixtureRequest) -> Iterator[NovaAPI]:
     """A running Nova API server for the whole session (built on first use)."""
     python = ensure_venv()
     with NovaServer(python=python) as server:
-        yield NovaAPI(server)
+        request.config.stash[_SERVER] = server
+        try:
+            yield NovaAPI(server)
+        finally:
+            del request.config.stash[_SERVER]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed test that used the Nova server reports the server's threads and log.
+
+    A server that stops answering is otherwise a bare timeout; its threads' stacks show
+    where it waits.
+    """
+    report = yield
+    server = item.config.stash.get(_SERVER, None)
+    if report.failed and server is not None and "nova_api" in getattr(item, "fixturenames", ()):
+        report.sections.append(("nova server: threads and log", server.dump_threads()))
+    return report

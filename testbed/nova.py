@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import subprocess
 import tempfile
 import time
@@ -131,9 +132,17 @@ class NovaServer:
         """The end of the server's stderr log (nova warnings and errors)."""
         if self._log is None or self._log.closed:
             return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read()[-chars:]
+        # A separate open: the server writes through our file's offset, so seeking ours
+        # would make it write over the start of the log.
+        with open(self._log.name, errors="replace") as log:
+            return log.read()[-chars:]
+
+    def dump_threads(self, settle: float = 2.0, chars: int = 30000) -> str:
+        """Have the server write every thread's stack to its log (SIGUSR1); return the log's end."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGUSR1)
+            time.sleep(settle)  # faulthandler writes from the server's own thread
+        return self.log_tail(chars)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its temp dir; return its exit code."""

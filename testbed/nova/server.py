@@ -31,6 +31,7 @@ import argparse  # noqa: E402
 import collections  # noqa: E402
 import contextlib  # noqa: E402
 import faulthandler  # noqa: E402
+import importlib  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -193,9 +194,7 @@ def _make_bed_class():
         def setUp(self):
             self._shape_fake_host()
             # Must be in place before the harness builds its CellDatabases fixture.
-            self.useFixture(
-                _attr_patch_path("nova.tests.fixtures.nova.ReaderWriterLock", ReaderPreferringLock)
-            )
+            self.useFixture(cell_lock_patch())
             # Services must never look "down" however long the bed runs (the heartbeat
             # timer is not what we are testing).
             self.useFixture(nova_fixtures.ConfPatcher(service_down_time=10**7))
@@ -278,16 +277,26 @@ def _paste_config():
     return path
 
 
+def cell_lock_patch():
+    """A fixture under which nova's CellDatabases fixture locks with ReaderPreferringLock.
+
+    The module is imported by name: as an attribute path, "nova.tests.fixtures.nova" is
+    the nova package (the fixtures package imports it under that name), and a patch
+    there would change nothing.
+    """
+    cells_module = importlib.import_module("nova.tests.fixtures.nova")
+    return _attr_patch(cells_module, "ReaderWriterLock", ReaderPreferringLock)
+
+
 def _attr_patch(obj, attr, value):
-    """A fixture that sets obj.attr to value and restores it on cleanup."""
-    return _attr_patch_path(f"{obj.__module__}.{obj.__qualname__}.{attr}", value)
+    """A fixture that sets obj.attr to value and restores it on cleanup.
 
-
-def _attr_patch_path(dotted, value):
-    """A fixture that sets the attribute at a dotted path and restores it on cleanup."""
+    It takes the object itself, never a dotted path: a path is resolved attribute by
+    attribute, and a package attribute can shadow the submodule of the same name.
+    """
     import fixtures
 
-    return fixtures.MonkeyPatch(dotted, value)
+    return fixtures.MockPatchObject(obj, attr, value)
 
 
 def _wait_until_answers(url, timeout=30.0):

@@ -6,6 +6,9 @@ Each test works in a project of its own, so quotas and server lists never leak.
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import textwrap
 import time
 import uuid
 
@@ -13,6 +16,8 @@ import pytest
 
 openstack = pytest.importorskip("openstack")
 from openstack import exceptions as os_exc  # noqa: E402
+
+from testbed.nova import SERVER_PY, ensure_venv  # noqa: E402
 
 pytestmark = pytest.mark.nova
 
@@ -184,3 +189,33 @@ def test_delete_servers(nova_api, conn, flavor):
     assert _named(conn, name) == []
     with pytest.raises(os_exc.NotFoundException):
         conn.compute.get_server(servers[0].id)
+
+
+def test_the_cell_lock_the_server_patches_in_is_the_one_nova_uses():
+    # nova's own cell lock lets a waiting writer hold up new readers; served concurrently
+    # that deadlocks the API (a GET that never answers). The server swaps in its own lock;
+    # this proves the swap reaches the lock nova's CellDatabases fixture builds.
+    script = textwrap.dedent(
+        """
+        import sys
+        import nova.tests.functional  # as the server does: picks the threading mode
+        from nova.tests import fixtures as nova_fixtures
+        import server
+
+        with server.cell_lock_patch():
+            inside = type(nova_fixtures.CellDatabases()._cell_lock).__name__
+        outside = type(nova_fixtures.CellDatabases()._cell_lock).__name__
+        print(inside, outside)
+        """
+    )
+    env = {**os.environ, "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1", "PYTHONPATH": str(SERVER_PY.parent)}
+    done = subprocess.run(
+        [str(ensure_venv()), "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ReaderPreferringLock", "ReaderWriterLock"]
