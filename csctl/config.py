@@ -89,6 +89,11 @@ class PoolConfig(_Strict):
     condor_params: dict[KnobName, str] = Field(
         default_factory=dict, description="HTCondor client settings applied before querying"
     )
+    timeout: Annotated[int, _int_between(20, 3600)] = Field(
+        60,
+        description="seconds csctl waits on an HTCondor daemon to connect or answer "
+        "(HTCondor's TOOL_TIMEOUT_MULTIPLIER: timeout / 20, rounded up)",
+    )
     signing_key: FilePath | None = None
     filesystem_domain: Domain | None = None
     user_data_template: FilePath | None = Field(None, description="site cloud-init template")

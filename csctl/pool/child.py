@@ -41,6 +41,8 @@ text = sys.stdin.read()
 if not text:  # started ahead, and its parent ended without a query for it
     sys.exit(0)
 request = json.loads(text)
+if request["timeout_multiplier"] is not None:  # the parent's, set after its configuration
+    htcondor2.param["TOOL_TIMEOUT_MULTIPLIER"] = request["timeout_multiplier"]
 try:
     schedd = htcondor2.Schedd(classad2.ClassAd(request["location"]))
     if request["since"] is None:
@@ -154,10 +156,15 @@ def _run(htcondor: Any, location: Any, request: dict[str, Any], params: Mapping[
     import classad2
 
     env = {**os.environ, **{f"_CONDOR_{key}": value for key, value in params.items()}}
+    # the query waits as long as one in this process would: a process started ahead
+    # predates the configuration that set it
+    multiplier = htcondor.param.get("TOOL_TIMEOUT_MULTIPLIER")
     process = _take_ahead(env) or _spawn(env)
     with process:  # as subprocess.run: the process is killed if this thread is interrupted
         try:
-            stdout, stderr = process.communicate(json.dumps({"location": str(location), **request}))
+            stdout, stderr = process.communicate(
+                json.dumps({"location": str(location), "timeout_multiplier": multiplier, **request})
+            )
         except BaseException:
             process.kill()
             raise

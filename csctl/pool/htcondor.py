@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 MAX_SCHEDD_QUERIES = 8
 # how long a lookup of the schedds' locations serves (the queries of one snapshot)
 LOCATION_SECONDS = 5.0
+# HTCondor's own wait on a daemon, in seconds, and the knob that multiplies it
+HTCONDOR_TIMEOUT = 20
+TIMEOUT_KNOB = "TOOL_TIMEOUT_MULTIPLIER"
 RUNNING = 2
 # the machine's CsctlId, copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS)
 RUNNING_ON = f"MachineAttr{A.CSCTL_ID}0"
@@ -84,6 +88,8 @@ class HTCondorPool:
         self.htcondor = bindings()
         for key, value in config.condor_params.items():
             self.htcondor.param[key] = value
+        if not any(key.upper() == TIMEOUT_KNOB for key in config.condor_params):
+            self.htcondor.param[TIMEOUT_KNOB] = str(timeout_multiplier(config.timeout))
         self.collector = self.htcondor.Collector(config.collector)
         self._located: tuple[float, list[Any]] | None = None
         self._locating = threading.Lock()
@@ -311,6 +317,17 @@ class HTCondorPool:
             self.collector.advertise([query], "INVALIDATE_ADS_GENERIC")
         except self.htcondor.HTCondorException as exc:
             raise PoolUnreachable(f"collector {self.config.collector} refused to withdraw: {exc}") from None
+
+
+def timeout_multiplier(seconds: int) -> int:
+    """HTCondor's TOOL_TIMEOUT_MULTIPLIER for waiting ``seconds`` on a daemon.
+
+    A client's calls wait 20 s (a schedd query's is fixed at that, whatever
+    Q_QUERY_TIMEOUT says) times the multiplier. A schedd grouping a large queue on a busy
+    host sends nothing until it is done: four schedds of 250,000 jobs on one 2-CPU host
+    take 35 s to answer at once, and every one of them fails at 20 s.
+    """
+    return max(1, math.ceil(seconds / HTCONDOR_TIMEOUT))
 
 
 def _overlaps(schedds: int) -> bool:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Iterator
 
 import classad2
 import htcondor2
 import pytest
 
+from csctl.config import PoolConfig
 from csctl.plan.jobs import SIGNIFICANT_ATTRS
-from csctl.pool.child import query_apart
-from csctl.pool.htcondor import HTCondorPool
+from csctl.pool.child import query_apart, started_ahead
+from csctl.pool.htcondor import TIMEOUT_KNOB, HTCondorPool
 
 VERSION = "$CondorVersion: 23.9.6 2024-07-02 BuildID: Debian-23.9.6 PackageID: 23.9.6 $"
 
@@ -28,6 +31,51 @@ def _nobody_listens() -> classad2.ClassAd:
     return classad2.ClassAd(
         {"MyAddress": f"<127.0.0.1:{port}>", "MyType": "Scheduler", "Name": "gone", "CondorVersion": VERSION}
     )
+
+
+@pytest.fixture
+def knob() -> Iterator[None]:
+    """TIMEOUT_KNOB as it was, after the test: HTCondor's settings are the process's."""
+    before = htcondor2.param.get(TIMEOUT_KNOB)
+    yield
+    if before is None:
+        htcondor2.param.pop(TIMEOUT_KNOB, None)
+    else:
+        htcondor2.param[TIMEOUT_KNOB] = before
+
+
+def test_the_pool_timeout_sets_htcondor_s_multiplier_unless_condor_params_does(knob):
+    HTCondorPool(PoolConfig(name="p", collector="127.0.0.1:9", timeout=41))
+    assert htcondor2.param[TIMEOUT_KNOB] == "3"  # HTCondor waits 20 s times it: >= 41 s
+    HTCondorPool(PoolConfig(name="p", collector="127.0.0.1:9"))
+    assert htcondor2.param[TIMEOUT_KNOB] == "3"  # the default, 60 s
+    HTCondorPool(PoolConfig(name="p", collector="127.0.0.1:9", condor_params={TIMEOUT_KNOB.lower(): "7"}))
+    assert htcondor2.param[TIMEOUT_KNOB] == "7"  # the operator's own setting stands
+
+
+def test_a_query_apart_waits_as_long_as_this_process_would(knob):
+    # A schedd that accepts the connection and then says nothing, as one grouping a large
+    # queue on a busy host does until it is done. HTCondor gives up after 20 s; csctl's
+    # [pool] timeout makes that 40 s here, also in a query process started before the
+    # configuration was read.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        location = classad2.ClassAd(
+            {
+                "MyAddress": f"<127.0.0.1:{listener.getsockname()[1]}>",
+                "MyType": "Scheduler",
+                "Name": "mute",
+                "CondorVersion": VERSION,
+            }
+        )
+        with started_ahead():
+            htcondor2.param[TIMEOUT_KNOB] = "2"
+            started = time.monotonic()
+            with pytest.raises(htcondor2.HTCondorException):
+                query_apart(htcondor2, location, "true", ["ClusterId"], 0, {})
+            waited = time.monotonic() - started
+    assert 38 <= waited < 60, waited
 
 
 def test_a_refused_query_raises_the_in_process_message():
