@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
-import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from csctl.config import PoolConfig
@@ -22,6 +18,7 @@ from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
 from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
 from csctl.pool.child import query_apart
 from csctl.pool.history import collect, read_history
+from csctl.pool.settings import TIMEOUT_KNOB, TOKENS_IN_USE, param_set, timeout_multiplier, token_directory
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +26,6 @@ log = logging.getLogger(__name__)
 MAX_SCHEDD_QUERIES = 8
 # how long a lookup of the schedds' locations serves (the queries of one snapshot)
 LOCATION_SECONDS = 5.0
-# HTCondor's own wait on a daemon, in seconds, and the knob that multiplies it
-HTCONDOR_TIMEOUT = 20
-TIMEOUT_KNOB = "TOOL_TIMEOUT_MULTIPLIER"
 RUNNING = 2
 # the machine's CsctlId, copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS)
 RUNNING_ON = f"MachineAttr{A.CSCTL_ID}0"
@@ -88,7 +82,11 @@ class HTCondorPool:
         self.htcondor = bindings()
         for key, value in config.condor_params.items():
             self.htcondor.param[key] = value
-        if not any(key.upper() == TIMEOUT_KNOB for key in config.condor_params):
+        # drains keep HTCondor's own wait (or the operator's): each waits on a VM in turn
+        self._drain_multiplier = next(
+            (value for key, value in config.condor_params.items() if key.upper() == TIMEOUT_KNOB), None
+        )
+        if self._drain_multiplier is None:
             self.htcondor.param[TIMEOUT_KNOB] = str(timeout_multiplier(config.timeout))
         self.collector = self.htcondor.Collector(config.collector)
         self._located: tuple[float, list[Any]] | None = None
@@ -283,7 +281,12 @@ class HTCondorPool:
         results: dict[str, str | None] = {}
         if not targets:
             return results
-        with _TOKENS_IN_USE, TokenDirectory(htcondor, {t.key_name: t.token for t in targets}):
+        tokens = {t.key_name: t.token for t in targets}
+        with (
+            TOKENS_IN_USE,
+            token_directory(htcondor, tokens),
+            param_set(htcondor, TIMEOUT_KNOB, self._drain_multiplier),
+        ):
             for target in targets:
                 location = classad2.ClassAd({"MyAddress": target.address, "MyType": "Startd"})
                 try:
@@ -317,17 +320,6 @@ class HTCondorPool:
             self.collector.advertise([query], "INVALIDATE_ADS_GENERIC")
         except self.htcondor.HTCondorException as exc:
             raise PoolUnreachable(f"collector {self.config.collector} refused to withdraw: {exc}") from None
-
-
-def timeout_multiplier(seconds: int) -> int:
-    """HTCondor's TOOL_TIMEOUT_MULTIPLIER for waiting ``seconds`` on a daemon.
-
-    A client's calls wait 20 s (a schedd query's is fixed at that, whatever
-    Q_QUERY_TIMEOUT says) times the multiplier. A schedd grouping a large queue on a busy
-    host sends nothing until it is done: four schedds of 250,000 jobs on one 2-CPU host
-    take 35 s to answer at once, and every one of them fails at 20 s.
-    """
-    return max(1, math.ceil(seconds / HTCONDOR_TIMEOUT))
 
 
 def _overlaps(schedds: int) -> bool:
@@ -376,40 +368,3 @@ def _minutes(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return None
     return int(value)
-
-
-# SEC_TOKEN_DIRECTORY is one setting for the whole process: one TokenDirectory at a time
-_TOKENS_IN_USE = threading.Lock()
-
-
-class TokenDirectory:
-    """Tokens handed to the bindings for the duration of a ``with`` block.
-
-    The bindings take tokens from SEC_TOKEN_DIRECTORY and pick the one whose key the
-    server trusts; csctl's per-VM command tokens live in a private temporary
-    directory (mode 0700, files 0600) that is removed on exit.
-    """
-
-    def __init__(self, htcondor: Any, tokens: dict[str, str]) -> None:
-        self.htcondor = htcondor
-        self.tokens = tokens
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._old: str | None = None
-
-    def __enter__(self) -> TokenDirectory:
-        self._tmp = tempfile.TemporaryDirectory(prefix="csctl-tokens-")
-        for name, token in self.tokens.items():
-            fd = os.open(Path(self._tmp.name) / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(token + "\n")
-        self._old = self.htcondor.param.get("SEC_TOKEN_DIRECTORY")
-        self.htcondor.param["SEC_TOKEN_DIRECTORY"] = self._tmp.name
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is None:
-            del self.htcondor.param["SEC_TOKEN_DIRECTORY"]
-        else:
-            self.htcondor.param["SEC_TOKEN_DIRECTORY"] = self._old
-        assert self._tmp is not None
-        self._tmp.cleanup()

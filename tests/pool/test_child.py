@@ -17,9 +17,11 @@ import htcondor2
 import pytest
 
 from csctl.config import PoolConfig
+from csctl.model import DrainTarget
 from csctl.plan.jobs import SIGNIFICANT_ATTRS
 from csctl.pool.child import query_apart, started_ahead
-from csctl.pool.htcondor import TIMEOUT_KNOB, HTCondorPool
+from csctl.pool.htcondor import HTCondorPool
+from csctl.pool.settings import TIMEOUT_KNOB
 
 VERSION = "$CondorVersion: 23.9.6 2024-07-02 BuildID: Debian-23.9.6 PackageID: 23.9.6 $"
 
@@ -76,6 +78,22 @@ def test_a_query_apart_waits_as_long_as_this_process_would(knob):
                 query_apart(htcondor2, location, "true", ["ClusterId"], 0, {})
             waited = time.monotonic() - started
     assert 38 <= waited < 60, waited
+
+
+def test_a_drain_keeps_htcondor_s_own_wait(knob):
+    # drains go to the VMs one after another: a VM whose startd accepts and never answers
+    # holds a retire for HTCondor's 20 s, not for the pool's longer query timeout
+    pool = HTCondorPool(PoolConfig(name="p", collector="127.0.0.1:9", timeout=120))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        target = DrainTarget("vm-1", f"<127.0.0.1:{listener.getsockname()[1]}>", "not.a.token", "k")
+        started = time.monotonic()
+        results = pool.drain([target], "test")
+        waited = time.monotonic() - started
+    assert results["vm-1"] and results["vm-1"].startswith("drain refused or unreachable")
+    assert 15 <= waited < 35, waited
+    assert htcondor2.param[TIMEOUT_KNOB] == "6"  # and the queries' wait is back
 
 
 def test_a_refused_query_raises_the_in_process_message():
