@@ -142,17 +142,13 @@ class NovaServer:
         log's end, where threads that only wait for work are left out."""
         if self._proc is None or self._proc.poll() is not None:
             return self.log_tail(chars)
-        before = self.log_size()
+        before = len(self.log_tail(10**9))
         os.kill(self._proc.pid, signal.SIGUSR1)
         time.sleep(settle)  # faulthandler writes from the server's own thread
         log = self.log_tail(10**9)
         earlier, dump = log[:before], log[before:]
         busy = [block for block in dump.split("\n\n") if "in _wait_for_work" not in block]
         return (earlier[-chars // 4 :] + "\n" + "\n\n".join(busy))[-chars:]
-
-    def log_size(self) -> int:
-        """Characters the server has written to its log so far."""
-        return len(self.log_tail(10**9))
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its temp dir; return its exit code."""

@@ -26,6 +26,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from csctl.pool.settings import TIMEOUT_KNOB
+
 # the child's exit status when the query raised HTCondorException (its message on stdout)
 REFUSED = 3
 
@@ -42,7 +44,7 @@ if not text:  # started ahead, and its parent ended without a query for it
     sys.exit(0)
 request = json.loads(text)
 if request["timeout_multiplier"] is not None:  # the parent's, set after its configuration
-    htcondor2.param["TOOL_TIMEOUT_MULTIPLIER"] = request["timeout_multiplier"]
+    htcondor2.param["{TIMEOUT_KNOB}"] = request["timeout_multiplier"]
 try:
     schedd = htcondor2.Schedd(classad2.ClassAd(request["location"]))
     if request["since"] is None:
@@ -158,7 +160,7 @@ def _run(htcondor: Any, location: Any, request: dict[str, Any], params: Mapping[
     env = {**os.environ, **{f"_CONDOR_{key}": value for key, value in params.items()}}
     # the query waits as long as one in this process would: a process started ahead
     # predates the configuration that set it
-    multiplier = htcondor.param.get("TOOL_TIMEOUT_MULTIPLIER")
+    multiplier = htcondor.param.get(TIMEOUT_KNOB)
     process = _take_ahead(env) or _spawn(env)
     with process:  # as subprocess.run: the process is killed if this thread is interrupted
         try:

@@ -21,7 +21,7 @@ from csctl.model import DrainTarget
 from csctl.plan.jobs import SIGNIFICANT_ATTRS
 from csctl.pool.child import query_apart, started_ahead
 from csctl.pool.htcondor import HTCondorPool
-from csctl.pool.settings import TIMEOUT_KNOB
+from csctl.pool.settings import TIMEOUT_KNOB, param_set
 
 VERSION = "$CondorVersion: 23.9.6 2024-07-02 BuildID: Debian-23.9.6 PackageID: 23.9.6 $"
 
@@ -38,12 +38,8 @@ def _nobody_listens() -> classad2.ClassAd:
 @pytest.fixture
 def knob() -> Iterator[None]:
     """TIMEOUT_KNOB as it was, after the test: HTCondor's settings are the process's."""
-    before = htcondor2.param.get(TIMEOUT_KNOB)
-    yield
-    if before is None:
-        htcondor2.param.pop(TIMEOUT_KNOB, None)
-    else:
-        htcondor2.param[TIMEOUT_KNOB] = before
+    with param_set(htcondor2, TIMEOUT_KNOB, htcondor2.param.get(TIMEOUT_KNOB)):
+        yield
 
 
 def test_the_pool_timeout_sets_htcondor_s_multiplier_unless_condor_params_does(knob):

@@ -197,7 +197,6 @@ def test_the_cell_lock_the_server_patches_in_is_the_one_nova_uses():
     # this proves the swap reaches the lock nova's CellDatabases fixture builds.
     script = textwrap.dedent(
         """
-        import sys
         import nova.tests.functional  # as the server does: picks the threading mode
         from nova.tests import fixtures as nova_fixtures
         import server
