@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from csctl import config_guard as guard
+from csctl.config_early import TIMEOUT_DEFAULT, TIMEOUT_RANGE
 from csctl.config_errors import (
     Problem,
     show_loc,
@@ -34,7 +35,7 @@ from csctl.config_errors import (
 from csctl.errors import ConfigError
 from csctl.safefile import FileRefused, describe_size, read_regular_file
 
-MAX_CONFIG_BYTES = 1 << 20  # far more than any real configuration; bounds what a mistake costs
+MAX_CONFIG_BYTES = guard.MAX_CONFIG_BYTES
 YEAR_MINUTES = 365 * 24 * 60
 YEAR_HOURS = 365 * 24
 
@@ -65,7 +66,7 @@ def _number_between(above: float, maximum: float) -> BeforeValidator:
 # in KB, memory in KB) and the clouds accept, and far above any real site
 Minutes = Annotated[int, _int_between(0, YEAR_MINUTES)]
 Hours = Annotated[int, _int_between(0, YEAR_HOURS)]
-Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Name = Annotated[str, Field(min_length=1, pattern=guard.NAME_PATTERN)]
 FilePath = Annotated[Path, BeforeValidator(guard.check_path)]
 Collector = Annotated[str, BeforeValidator(guard.check_collector)]
 Domain = Annotated[str, BeforeValidator(guard.check_domain)]
@@ -89,8 +90,8 @@ class PoolConfig(_Strict):
     condor_params: dict[KnobName, str] = Field(
         default_factory=dict, description="HTCondor client settings applied before querying"
     )
-    timeout: Annotated[int, _int_between(20, 3600)] = Field(
-        60,
+    timeout: Annotated[int, _int_between(*TIMEOUT_RANGE)] = Field(
+        TIMEOUT_DEFAULT,
         description="seconds csctl waits on an HTCondor daemon to connect or answer "
         "(HTCondor's TOOL_TIMEOUT_MULTIPLIER: timeout / 20, rounded up)",
     )

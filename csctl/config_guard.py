@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
 
-from pydantic_core import PydanticCustomError
-
 from csctl.plan import attributes as A
 
 Loc = tuple[str | int, ...]
 
+MAX_CONFIG_BYTES = 1 << 20  # far more than any real configuration; bounds what a mistake costs
 MAX_DEPTH = 16  # the deepest key csctl knows is 4 levels down; a list of strings adds one
 INT64 = 2**63 - 1
 # the keys whose value is HTCondor configuration text, several lines by design
@@ -35,6 +34,8 @@ _COLLECTOR = re.compile(rf"(?P<host>{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\
 PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # shown unquoted in a key path
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KNOB = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # pool, cloud and VM type names
+NAME_PATTERN = f"^{NAME.pattern}$"  # the same, for pydantic
 
 # HTCondor knobs that decide who may do what on a VM, and the attributes csctl joins its
 # VMs on: pool.vm_config may not set them, and no vm_types.*.attributes key may be one
@@ -109,34 +110,42 @@ def _walk(data: Any) -> Iterator[tuple[Loc, Any]]:
 # -- values used by csctl.config's types --------------------------------------------------
 
 
+def _invalid(kind: str, message: str) -> Exception:
+    """The error a check raises: pydantic's, imported only then, so that reading the pool's
+    address ahead of the whole configuration (csctl/config_early.py) imports no pydantic."""
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError(kind, message)
+
+
 def check_collector(value: Any) -> Any:
     """``host`` or ``host:port``: a DNS name, an IPv4 address or a bracketed IPv6 address."""
     match = _COLLECTOR.fullmatch(value) if isinstance(value, str) else None
     if match is None or (match["port"] is not None and not 0 < int(match["port"]) < 65536):
-        raise PydanticCustomError("collector", "expected host or host:port (port 1-65535)")
+        raise _invalid("collector", "expected host or host:port (port 1-65535)")
     return value
 
 
 def check_domain(value: Any) -> Any:
     """A domain name: labels of letters, digits, '-' and '_' joined by dots."""
     if not isinstance(value, str) or not _DOMAIN.fullmatch(value):
-        raise PydanticCustomError("domain", "expected a domain name (letters, digits, '-', '_' and '.')")
+        raise _invalid("domain", "expected a domain name (letters, digits, '-', '_' and '.')")
     return value
 
 
 def check_knob_name(value: Any) -> Any:
     """An HTCondor configuration knob name (``pool.condor_params`` keys)."""
     if not isinstance(value, str) or not _KNOB.fullmatch(value):
-        raise PydanticCustomError("knob", "expected an HTCondor knob name (letters, digits, '_' and '.')")
+        raise _invalid("knob", "expected an HTCondor knob name (letters, digits, '_' and '.')")
     return value
 
 
 def check_attribute_name(value: Any) -> Any:
     """A ClassAd identifier that names none of csctl's own knobs, attributes or security knobs."""
     if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
-        raise PydanticCustomError("attr_name", "expected a ClassAd attribute name (letters, digits, '_')")
+        raise _invalid("attr_name", "expected a ClassAd attribute name (letters, digits, '_')")
     if reserved_knob(value) or value.upper() in CSCTL_KNOBS:
-        raise PydanticCustomError("attr_name", "expected an attribute csctl does not set itself")
+        raise _invalid("attr_name", "expected an attribute csctl does not set itself")
     return value
 
 
@@ -151,15 +160,13 @@ def check_attribute_value(value: Any) -> Any:
         return value
     if isinstance(value, str) and not _CONTROL.search(value) and "$(" not in value:
         return value
-    raise PydanticCustomError(
-        "attr_value", "expected true, false, a finite number or one line of text without '$('"
-    )
+    raise _invalid("attr_value", "expected true, false, a finite number or one line of text without '$('")
 
 
 def check_word(value: Any) -> Any:
     """Letters, digits and '_' (``arch``, ``opsys``: written into ClassAd expressions)."""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]+", value):
-        raise PydanticCustomError("word", "expected letters, digits or '_'")
+        raise _invalid("word", "expected letters, digits or '_'")
     return value
 
 
@@ -167,7 +174,7 @@ def check_path(value: Any) -> Any:
     """A path given as a non-empty string (``""`` would silently mean the current directory)."""
     text = str(value) if isinstance(value, PurePath) else value
     if not isinstance(text, str) or not text.strip() or _CONTROL.search(text):
-        raise PydanticCustomError("path", "expected a non-empty path without control characters")
+        raise _invalid("path", "expected a non-empty path without control characters")
     return value
 
 

@@ -39,11 +39,11 @@ def command(app: Application, from_file: Path | None, explain: bool) -> None:
     """
     from contextlib import nullcontext
 
-    from csctl.engine.services import query_process_ahead
+    from csctl.engine.services import idle_jobs_ahead
 
-    # the schedd query's process starts before the configuration is loaded (imports included),
-    # and the query before the planners are imported
-    with query_process_ahead() if from_file is None else nullcontext():
+    # the schedd query goes out before the configuration is validated whole (pydantic's
+    # import included) and before the planners are imported
+    with idle_jobs_ahead(app.config_path) if from_file is None else nullcontext():
         services = app.services
         if from_file is None:
             services.begin_idle_jobs()

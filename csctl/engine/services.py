@@ -7,8 +7,8 @@ driver, and ``--dry-run`` never reads the signing key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,24 +16,68 @@ from typing import TYPE_CHECKING
 
 from csctl.errors import ConfigError
 
-if TYPE_CHECKING:  # not at run time: query_process_ahead is called before pydantic is imported
-    from csctl.config import Config
+if TYPE_CHECKING:  # not at run time: idle_jobs_ahead is called before pydantic is imported
+    from csctl.config import Config, PoolConfig
+    from csctl.config_early import EarlyPool
     from csctl.context.tokens import SigningKey
     from csctl.model import Cloud, Pool
+    from csctl.pool.child import LocatedQuery
+    from csctl.pool.htcondor import HTCondorPool
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def query_process_ahead() -> AbstractContextManager[None]:
-    """Start now the process the pool's first schedd query will run in (csctl/pool/child.py),
-    for the duration of the ``with`` block: a command that will query the schedds enters it
-    before it loads its configuration, so that the process's start-up overlaps that loading.
-    The process gets its query only once the configuration is valid."""
-    from csctl.pool.child import started_ahead
+@contextmanager
+def idle_jobs_ahead(config_path: Path) -> Iterator[None]:
+    """Send the idle-jobs query now, for the duration of the ``with`` block: a command sure
+    to read the idle jobs (``csctl demand``) enters it before it loads its configuration.
 
-    return started_ahead()
+    The query goes out before pydantic is imported and the file validated whole (about
+    0.25 s), so the schedd groups the queue meanwhile. It needs only the pool's address,
+    read with the same checks (csctl/config_early.py), and a child process that locates
+    the schedd itself (csctl/pool/child.py ``query_located``): this process waits on no
+    daemon before its configuration is valid. The answer serves only a pool of that same
+    address (``Services.pool``), and only with a single schedd; otherwise the pool asks as
+    usual. Without a plainly valid address, only the query's process starts ahead. A block
+    that raises (an invalid configuration) kills the query it will not read.
+    """
+    global _early
+    from csctl.config_early import early_pool
+    from csctl.pool.child import end_queries_in_flight, started_ahead
+
+    address = early_pool(config_path)
+    with started_ahead(address.condor_params if address is not None else None):
+        if address is not None and len(address.schedds) < 2:  # several: asked at once, later
+            from csctl.pool.idle import query_ahead
+
+            _early = (address, query_ahead(address))
+        try:
+            yield
+        except BaseException:
+            end_queries_in_flight()
+            raise
+        finally:
+            left, _early = _early, None
+            if left is not None:  # not taken by a pool
+                left[1].abandon()
+
+
+# The idle-jobs query idle_jobs_ahead sent, and the pool address it was sent with
+_early: tuple[EarlyPool, LocatedQuery] | None = None
+
+
+def _adopt_early(pool: HTCondorPool, config: PoolConfig) -> HTCondorPool:
+    """``pool``, given the query idle_jobs_ahead sent if it was sent to this same pool."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        if early[0].same_as(config):
+            pool.adopt_idle_jobs(early[1])
+        else:
+            early[1].abandon()
+    return pool
 
 
 @dataclass
@@ -56,7 +100,7 @@ class Services:
             if self.make_pool is None:
                 from csctl.pool.htcondor import HTCondorPool
 
-                self._pool = HTCondorPool(self.config.pool)
+                self._pool = _adopt_early(HTCondorPool(self.config.pool), self.config.pool)
             else:
                 self._pool = self.make_pool()
         return self._pool

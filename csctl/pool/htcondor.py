@@ -10,15 +10,23 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from csctl.config import PoolConfig
 from csctl.errors import PoolUnreachable
 from csctl.model import DrainTarget, JobGroup, JobHistory, QueueSnapshot, StartdSlot
 from csctl.plan import attributes as A
-from csctl.plan.jobs import PROJECTION, SIGNIFICANT_ATTRS
-from csctl.plan.queue import IDLE, SAMPLE_IDS, group_ads
-from csctl.pool.child import query_apart
+from csctl.plan.jobs import PROJECTION
+from csctl.plan.queue import group_ads
+from csctl.pool.child import CollectorFailed, LocatedQuery, ScheddFailed, query_apart
 from csctl.pool.history import collect, read_history
-from csctl.pool.settings import TIMEOUT_KNOB, TOKENS_IN_USE, param_set, timeout_multiplier, token_directory
+from csctl.pool.idle import IDLE_CONSTRAINT, IDLE_PROJECTION, groups
+from csctl.pool.settings import (
+    TIMEOUT_KNOB,
+    TOKENS_IN_USE,
+    PoolAddress,
+    param_set,
+    timeout_multiplier,
+    token_directory,
+)
+from csctl.pool.slots import SLOT_PROJECTION, slot
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +37,6 @@ LOCATION_SECONDS = 5.0
 RUNNING = 2
 # the machine's CsctlId, copied into the job ad at match time (SYSTEM_JOB_MACHINE_ATTRS)
 RUNNING_ON = f"MachineAttr{A.CSCTL_ID}0"
-
-SLOT_PROJECTION = [
-    "Name",
-    "Machine",
-    "MyAddress",
-    "SlotType",
-    "State",
-    "Activity",
-    "Cpus",
-    "Memory",
-    "Disk",
-    "Draining",
-    "NumDynamicSlots",
-    "JobId",
-    "EnteredCurrentState",
-    "NumDynamicSlotsTime",
-    "LastDrainStartTime",
-    "MaxJobRetirementTime",
-    A.CSCTL_IMAGE_TEST,
-    A.CSCTL_KEEP_ALIVE,
-    A.CSCTL_ID,
-    A.CSCTL_TYPE,
-    A.CSCTL_CLOUD,
-    A.CSCTL_POOL,
-]
 
 
 def bindings() -> Any:
@@ -77,7 +60,7 @@ def load_classad_functions() -> None:
 class HTCondorPool:
     """Queries one pool's collector and schedds."""
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolAddress) -> None:
         self.config = config
         self.htcondor = bindings()
         for key, value in config.condor_params.items():
@@ -92,6 +75,7 @@ class HTCondorPool:
         self._located: tuple[float, list[Any]] | None = None
         self._locating = threading.Lock()
         self._begun: tuple[Future[QueueSnapshot], ThreadPoolExecutor] | None = None
+        self._ahead: LocatedQuery | None = None
 
     def schedd_ads(self) -> list[Any]:
         """Location ads of the configured schedds (every schedd the collector knows if none).
@@ -111,10 +95,7 @@ class HTCondorPool:
                 return list(self.collector.locateAll(daemon))
             found = [(name, self.collector.locate(daemon, name)) for name in self.config.schedds]
         except self.htcondor.HTCondorException as exc:
-            raise PoolUnreachable(
-                f"cannot query collector {self.config.collector}: {exc}",
-                hint="check pool.collector and that csctl may read from the pool",
-            ) from None
+            raise self._unreachable(str(exc)) from None
         unknown = [name for name, ad in found if ad is None]
         if unknown:
             raise PoolUnreachable(
@@ -123,12 +104,26 @@ class HTCondorPool:
             )
         return [ad for _, ad in found]
 
+    def _unreachable(self, message: str) -> PoolUnreachable:
+        return PoolUnreachable(
+            f"cannot query collector {self.config.collector}: {message}",
+            hint="check pool.collector and that csctl may read from the pool",
+        )
+
     def begin_idle_jobs(self) -> None:
         """Start reading the idle jobs now, in a thread of its own: the next ``idle_jobs``
         call returns that answer (or raises its error). For a command sure to ask for them
-        (``csctl demand``), so that the schedds work while it imports and builds the rest."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csctl-idle-jobs")
-        self._begun = executor.submit(self._idle_jobs), executor
+        (``csctl demand``), so that the schedds work while it imports and builds the rest.
+        Nothing to do when a query sent ahead was adopted."""
+        if self._ahead is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csctl-idle-jobs")
+            self._begun = executor.submit(self._idle_jobs), executor
+
+    def adopt_idle_jobs(self, query: LocatedQuery) -> None:
+        """Take the idle-jobs query sent ahead to this pool (csctl/pool/idle.py
+        ``query_ahead``): the next ``idle_jobs`` call reads its answer, or asks as usual
+        when it brought none."""
+        self._ahead = query
 
     def idle_jobs(self) -> QueueSnapshot:
         """Idle jobs of every schedd, grouped; a schedd that fails is named in ``errors``.
@@ -138,6 +133,9 @@ class HTCondorPool:
         schedd; results keep the collector's order. After ``begin_idle_jobs``, the answer
         of the read it began.
         """
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (found := self._answered(ahead)) is not None:
+            return found
         begun, self._begun = self._begun, None
         if begun is None:
             return self._idle_jobs()
@@ -145,6 +143,28 @@ class HTCondorPool:
             return begun[0].result()
         finally:  # its thread has ended on return: a large queue may be judged in forked parts
             begun[1].shutdown(wait=True)
+
+    def _answered(self, ahead: LocatedQuery) -> QueueSnapshot | None:
+        """The queue from a query sent ahead, which located the pool's one schedd: that
+        location serves this snapshot's other queries too. None when it brought no answer
+        or job ads (a schedd that ignores GroupBy): asked again, the usual way. Its errors
+        are the ones asking would raise."""
+        try:
+            answer = ahead.result()
+        except CollectorFailed as exc:
+            raise self._unreachable(exc.message) from None
+        except ScheddFailed as exc:
+            raise PoolUnreachable(f"schedd {exc.location.get('Name', '?')}: {exc.message}") from None
+        if answer is None:
+            return None
+        location, ads = answer
+        name = str(location.get("Name", "?"))
+        found = groups(ads, name) if ads else []
+        if found is None:
+            return None
+        with self._locating:
+            self._located = (time.monotonic(), [location])
+        return QueueSnapshot(groups=found, schedds=[name])
 
     def _idle_jobs(self) -> QueueSnapshot:
         schedd_ads = self.schedd_ads()
@@ -175,20 +195,16 @@ class HTCondorPool:
             return name, str(exc)
 
     def _grouped(self, location: Any, name: str, apart: bool) -> list[JobGroup]:
-        """The schedd's idle jobs as autoclusters over csctl's significant attributes.
-
-        The schedd groups them itself (QueryOpt.GroupBy: one ad per distinct combination
-        of the projected attributes, with JobCount and JobIds), so 100,000 jobs cost a few
-        dozen ads; ``apart``: in a child process (see ``_overlaps``). A schedd that ignores
-        the option answers with job ads, grouped here.
+        """The schedd's idle jobs as autoclusters over csctl's significant attributes,
+        grouped by the schedd (csctl/pool/idle.py); ``apart``: in a child process (see
+        ``_overlaps``). A schedd that ignores the option answers with job ads, grouped here.
         """
-        projection = [*SIGNIFICANT_ATTRS, "JobStatus", A.CSCTL_IMAGE_TEST]
-        idle = f"JobStatus == {IDLE} && {A.CSCTL_IMAGE_TEST} =?= undefined"  # not image-test probes
-        ads = self._query(location, idle, projection, int(self.htcondor.QueryOpt.GroupBy), apart)
-        if ads and all("JobCount" in ad for ad in ads):
-            return [JobGroup(ad, int(ad["JobCount"]), _sample_ids(ad.get("JobIds")), name) for ad in ads]
+        opts = int(self.htcondor.QueryOpt.GroupBy)
+        found = groups(self._query(location, IDLE_CONSTRAINT, IDLE_PROJECTION, opts, apart), name)
+        if found is not None:
+            return found
         # every job ad: parsed where it is grouped, not sent through a pipe as text
-        return group_ads(self.htcondor.Schedd(location).query(idle, list(PROJECTION)), schedd=name)
+        return group_ads(self.htcondor.Schedd(location).query(IDLE_CONSTRAINT, list(PROJECTION)), schedd=name)
 
     def _query(
         self, location: Any, constraint: str, projection: list[str], opts: int, apart: bool
@@ -264,11 +280,8 @@ class HTCondorPool:
         try:
             ads = self.collector.query(self.htcondor.AdType.Startd, constraint, SLOT_PROJECTION)
         except self.htcondor.HTCondorException as exc:
-            raise PoolUnreachable(
-                f"cannot query collector {self.config.collector}: {exc}",
-                hint="check pool.collector and that csctl may read from the pool",
-            ) from None
-        return [_slot(ad) for ad in ads]
+            raise self._unreachable(str(exc)) from None
+        return [slot(ad) for ad in ads]
 
     def drain(self, targets: list[DrainTarget], reason: str) -> dict[str, str | None]:
         """Drain each target gracefully (running jobs finish; no new ones start).
@@ -328,43 +341,3 @@ def _overlaps(schedds: int) -> bool:
     same time). The main thread's lone query runs in-process, where a child's start-up
     would only add to it."""
     return schedds > 1 or threading.current_thread() is not threading.main_thread()
-
-
-def _sample_ids(job_ids: Any) -> list[str]:
-    """``"135.0 ... 135.4"`` (the schedd's summary of a group's jobs) -> ids, at most five."""
-    if not isinstance(job_ids, str):
-        return []
-    return [token for token in job_ids.split() if token != "..."][:SAMPLE_IDS]
-
-
-def _slot(ad: Any) -> StartdSlot:
-    return StartdSlot(
-        name=str(ad.get("Name", "")),
-        machine=str(ad.get("Machine", "")),
-        csctl_id=str(ad.get(A.CSCTL_ID, "")),
-        vm_type=str(ad.get(A.CSCTL_TYPE, "")),
-        cloud=str(ad.get(A.CSCTL_CLOUD, "")),
-        slot_type=str(ad.get("SlotType", "Static")),
-        state=str(ad.get("State", "")),
-        activity=str(ad.get("Activity", "")),
-        cpus=int(ad.get("Cpus", 0)),
-        memory=int(ad.get("Memory", 0)),
-        disk_kb=int(ad.get("Disk", 0)),
-        draining=ad.get("Draining") is True,
-        address=ad.get("MyAddress"),
-        job_id=ad.get("JobId"),
-        entered_state=ad.get("EnteredCurrentState"),
-        dynamic_slots_changed=ad.get("NumDynamicSlotsTime"),
-        drain_started=ad.get("LastDrainStartTime"),
-        dynamic_slots=int(ad.get("NumDynamicSlots", 0)),
-        image_test=ad.get(A.CSCTL_IMAGE_TEST),
-        keep_alive_minutes=_minutes(ad.get(A.CSCTL_KEEP_ALIVE)),
-        max_job_retirement_seconds=_minutes(ad.get("MaxJobRetirementTime")),
-    )
-
-
-def _minutes(value: Any) -> int | None:
-    """A whole number of minutes from an ad, or None when absent or not a number."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        return None
-    return int(value)

@@ -11,10 +11,27 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+
+class PoolAddress(Protocol):
+    """What the pool adapter reads of the configuration's ``[pool]``: csctl.config's
+    PoolConfig, or csctl.config_early's EarlyPool (the same keys, read before the rest)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def collector(self) -> str: ...
+    @property
+    def schedds(self) -> Sequence[str]: ...
+    @property
+    def condor_params(self) -> Mapping[str, str]: ...
+    @property
+    def timeout(self) -> int: ...
+
 
 # HTCondor's own wait on a daemon, in seconds, and the knob that multiplies it
 HTCONDOR_TIMEOUT = 20

@@ -1,7 +1,14 @@
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from csctl.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 JOBS = [
     {
@@ -172,3 +179,28 @@ def test_each_owners_need_is_shown_and_read_back_by_boot(csctl, tmp_path):
     # boot reads the same output back, owners and all
     plan = json.loads(csctl("--json", "boot", "--dry-run", "--demand", "-", input=result.stdout).stdout)
     assert sorted(o["owner"] for o in plan["owners"]) == ["alice", "group_cms"]
+
+
+def test_an_invalid_configuration_is_reported_at_once_whatever_the_collector_does(tmp_path):
+    """demand sends its query before it validates the whole file (csctl/config_early.py;
+    tests/engine/test_services.py shows it goes out); a collector that never answers must
+    not hold up the configuration's error."""
+    config = tmp_path / "csctl.toml"
+    with socket.socket() as collector:
+        collector.bind(("127.0.0.1", 0))
+        collector.listen(8)
+        port = collector.getsockname()[1]
+        config.write_text(f'[pool]\nname = "p"\ncollector = "127.0.0.1:{port}"\n[vm_types.small]\ncpus = 0\n')
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "csctl", "--config", str(config), "demand"],
+            cwd=ROOT,
+            env={**os.environ, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        took = time.monotonic() - started
+    assert result.returncode == ExitCode.CONFIG
+    assert result.stderr.startswith(f"error: {config}: vm_types.small.cpus: expected an integer >= 1")
+    assert took < 10, took  # not the collector's 60 s

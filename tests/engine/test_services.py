@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 
 import pytest
 
 from csctl.clouds.registry import driver_module
-from csctl.config import parse_config
+from csctl.config import load_config, parse_config
 from csctl.context.tokens import SigningKey, scramble
-from csctl.engine.services import Services
-from csctl.errors import ConfigError, CredentialError, ExitCode
+from csctl.engine import services as services_module
+from csctl.engine.services import Services, idle_jobs_ahead
+from csctl.errors import ConfigError, CredentialError, ExitCode, PoolUnreachable
 from csctl.model import QueueSnapshot
+from csctl.pool import child
+from tests.pool.test_child_ahead import query_in_flight
 
 CONFIG = """
 state_dir = "{state}"
@@ -106,3 +110,64 @@ def test_signing_key_is_read_from_the_configured_file(tmp_path):
     path.chmod(0o640)
     with pytest.raises(CredentialError):
         services.signing_key("boot VMs")
+
+
+def _config_file(tmp_path, collector: str = "127.0.0.1:1", rest: str = ""):
+    path = tmp_path / "site.toml"
+    path.write_text(CONFIG.format(state=tmp_path / "state", key="").replace("127.0.0.1:1", collector) + rest)
+    return path
+
+
+def test_the_query_sent_ahead_serves_the_pool_at_the_address_it_was_sent_to(tmp_path):
+    path = _config_file(tmp_path)
+    with idle_jobs_ahead(path):
+        assert services_module._early is not None
+        query = services_module._early[1]
+        pool = Services(load_config(path)).pool
+        assert pool._ahead is query
+        with pytest.raises(PoolUnreachable, match="cannot query collector 127.0.0.1:1"):
+            pool.idle_jobs()  # the query sent ahead found no schedd: asked as usual, and why
+    assert query._process is None  # read
+
+
+def test_a_query_sent_ahead_to_another_address_is_killed_unread(tmp_path):
+    path = _config_file(tmp_path)
+    with idle_jobs_ahead(path):
+        assert services_module._early is not None
+        query, process = services_module._early[1], services_module._early[1]._process
+        _config_file(tmp_path, "127.0.0.1:2")  # the file changed between the two reads
+        pool = Services(load_config(path)).pool
+        assert pool._ahead is None and pool.config.collector == "127.0.0.1:2"
+    assert query._process is None and process is not None and process.returncode is not None
+
+
+def test_without_a_plainly_valid_address_only_the_query_process_starts_ahead(tmp_path):
+    path = _config_file(tmp_path, "no such host:1")
+    with idle_jobs_ahead(path):
+        assert services_module._early is None and child._ahead is not None
+    assert child._ahead is None
+
+
+def test_the_query_goes_out_before_the_configuration_is_validated_and_dies_with_it(tmp_path):
+    with socket.socket() as collector:
+        collector.bind(("127.0.0.1", 0))
+        collector.listen(8)
+        collector.settimeout(60)
+        path = _config_file(
+            tmp_path, f"127.0.0.1:{collector.getsockname()[1]}", "[vm_types.small]\ncpus = 0\n"
+        )
+        with pytest.raises(ConfigError), idle_jobs_ahead(path):
+            assert services_module._early is not None
+            process = services_module._early[1]._process
+            asked, _ = collector.accept()  # the query's process locates the schedd
+            asked.close()
+            load_config(path)
+    assert process is not None and process.returncode is not None and process.returncode < 0
+    assert not child._in_flight
+
+
+def test_a_block_that_fails_kills_every_query_in_flight(tmp_path):
+    with query_in_flight() as failed, pytest.raises(ConfigError), idle_jobs_ahead(_config_file(tmp_path)):
+        raise ConfigError(["site.toml: vm_types.small.cpus: expected an integer >= 1"])
+    [(message, waited)] = failed
+    assert message.startswith("query process ended with status -9") and waited < 5
