@@ -108,16 +108,13 @@ def test_console_output_shows_the_setup_and_logs(local, testbed_config):
     assert "==> setup.log <==" in console and "==> log/MasterLog <==" in console
 
 
-@pytest.mark.pool
-@pytest.mark.parametrize("case", ["expired", "wrong key", "wrong issuer", "out of scope"])
-def test_collector_rejects_bad_tokens(local, testbed_config, case):
-    batch = batch_id()
-    good = payload(testbed_config, batch)
-    key = read_signing_key(testbed_config.pool.signing_key)
+def bad_token(config, batch: str, case: str) -> str:
+    """A token for ``batch``'s VM that is wrong in one way."""
+    key = read_signing_key(config.pool.signing_key)
     now = datetime.now(UTC)
     claims = dict(
-        issuer=testbed_config.pool.name,
-        subject=vm_identity(testbed_config, batch),
+        issuer=config.pool.name,
+        subject=vm_identity(config, batch),
         scopes=STARTD_SCOPES,
         now=now,
         lifetime_seconds=3600,
@@ -130,8 +127,30 @@ def test_collector_rejects_bad_tokens(local, testbed_config, case):
         claims.update(issuer="other-pool")
     else:
         claims.update(scopes=("condor:/READ",))
-    local.boot(request(testbed_config, batch, 1, with_token(good, mint(key, **claims))))
-    assert startd_ads(testbed_config, batch, 8, want=1) == []
+    return mint(key, **claims)
+
+
+@pytest.mark.pool
+def test_collector_rejects_bad_tokens(local, testbed_config):
+    # one VM per bad token and one with a good token, booted in one wave: the good one's
+    # joining shows how long the others had to join, and none of them has
+    cases = ["expired", "wrong key", "wrong issuer", "out of scope"]
+    batches = {case: batch_id() for case in [*cases, "good"]}
+    for case, batch in batches.items():
+        good = payload(testbed_config, batch)
+        user_data = (
+            good.encode() if case == "good" else with_token(good, bad_token(testbed_config, batch, case))
+        )
+        local.boot(request(testbed_config, batch, 1, user_data))
+    assert startd_ads(testbed_config, batches["good"], 120, want=1)
+    deadline = time.monotonic() + 5  # and a little longer
+    joined: dict[str, list] = {}
+    while time.monotonic() < deadline and not joined:
+        joined = {
+            case: ads for case in cases if (ads := startd_ads(testbed_config, batches[case], 0, want=1))
+        }
+        time.sleep(0.5)
+    assert joined == {}
 
 
 # -- instance records, without HTCondor -------------------------------------------
