@@ -186,25 +186,32 @@ def test_a_collector_that_fails_the_query_sent_ahead_is_asked_once():
     # asking again would wait as long again: a collector that does not answer holds each
     # attempt for the pool's whole timeout
     asked = []
+    done = threading.Event()
     with socket.socket() as collector:
         collector.bind(("127.0.0.1", 0))
         collector.listen(8)
+        collector.settimeout(0.1)
 
-        def hang_up() -> None:
-            while True:
+        def hang_up() -> None:  # ends with the test: a thread left running stops judging's forks
+            while not done.is_set():
                 try:
                     connection, _ = collector.accept()
-                except OSError:
-                    return
+                except TimeoutError:
+                    continue
                 asked.append(1)
                 connection.close()
 
-        threading.Thread(target=hang_up, daemon=True).start()
-        address = EarlyPool("p", f"127.0.0.1:{collector.getsockname()[1]}")
-        pool = HTCondorPool(address)
-        pool.adopt_idle_jobs(query_ahead(address))
-        with pytest.raises(PoolUnreachable) as unreachable:
-            pool.idle_jobs()
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        try:
+            address = EarlyPool("p", f"127.0.0.1:{collector.getsockname()[1]}")
+            pool = HTCondorPool(address)
+            pool.adopt_idle_jobs(query_ahead(address))
+            with pytest.raises(PoolUnreachable) as unreachable:
+                pool.idle_jobs()
+        finally:
+            done.set()
+            thread.join()
     assert unreachable.value.message.startswith(f"cannot query collector {address.collector}: ")
     assert unreachable.value.hint and len(asked) == 1
 
