@@ -152,8 +152,7 @@ class LocatedQuery:
             try:
                 stdout, _ = process.communicate()
             finally:
-                with _ahead_lock:
-                    _in_flight.discard(process)
+                _landed(process)
         if process.returncode == COLLECTOR_FAILED:
             raise CollectorFailed(stdout)
         if process.returncode not in (0, REFUSED):
@@ -173,8 +172,7 @@ class LocatedQuery:
         """Kill the query's process: its answer will not be read."""
         process, self._process = self._process, None
         if process is not None:
-            with _ahead_lock:
-                _in_flight.discard(process)
+            _landed(process)
             _end(process)
 
 
@@ -256,6 +254,12 @@ def end_queries_in_flight() -> None:
         process.kill()
 
 
+def _landed(process: subprocess.Popen[str]) -> None:
+    """``process`` is no longer working on a query (answered, or killed)."""
+    with _ahead_lock:
+        _in_flight.discard(process)
+
+
 def _environment(params: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with ``params`` as ``_CONDOR_*`` variables, the way
     HTCondor reads settings from the environment."""
@@ -320,8 +324,7 @@ def _run(htcondor: Any, location: Any, request: dict[str, Any], params: Mapping[
             process.kill()
             raise
         finally:
-            with _ahead_lock:
-                _in_flight.discard(process)
+            _landed(process)
     if process.returncode == REFUSED:
         raise htcondor.HTCondorException(stdout)
     if process.returncode != 0:

@@ -17,11 +17,12 @@ from csctl.plan.jobs import PROJECTION
 from csctl.plan.queue import group_ads
 from csctl.pool.child import CollectorFailed, LocatedQuery, ScheddFailed, query_apart
 from csctl.pool.history import collect, read_history
-from csctl.pool.idle import IDLE_CONSTRAINT, IDLE_PROJECTION, groups
+from csctl.pool.idle import GROUP_BY, IDLE_CONSTRAINT, IDLE_PROJECTION, groups
 from csctl.pool.settings import (
     TIMEOUT_KNOB,
     TOKENS_IN_USE,
     PoolAddress,
+    operator_multiplier,
     param_set,
     timeout_multiplier,
     token_directory,
@@ -66,9 +67,7 @@ class HTCondorPool:
         for key, value in config.condor_params.items():
             self.htcondor.param[key] = value
         # drains keep HTCondor's own wait (or the operator's): each waits on a VM in turn
-        self._drain_multiplier = next(
-            (value for key, value in config.condor_params.items() if key.upper() == TIMEOUT_KNOB), None
-        )
+        self._drain_multiplier = operator_multiplier(config.condor_params)
         if self._drain_multiplier is None:
             self.htcondor.param[TIMEOUT_KNOB] = str(timeout_multiplier(config.timeout))
         self.collector = self.htcondor.Collector(config.collector)
@@ -199,7 +198,7 @@ class HTCondorPool:
         grouped by the schedd (csctl/pool/idle.py); ``apart``: in a child process (see
         ``_overlaps``). A schedd that ignores the option answers with job ads, grouped here.
         """
-        opts = int(self.htcondor.QueryOpt.GroupBy)
+        opts = int(self.htcondor.QueryOpt[GROUP_BY])
         found = groups(self._query(location, IDLE_CONSTRAINT, IDLE_PROJECTION, opts, apart), name)
         if found is not None:
             return found

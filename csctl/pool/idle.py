@@ -14,7 +14,7 @@ from csctl.plan import attributes as A
 from csctl.plan.jobs import SIGNIFICANT_ATTRS
 from csctl.plan.queue import IDLE, SAMPLE_IDS
 from csctl.pool.child import LocatedQuery, query_located
-from csctl.pool.settings import TIMEOUT_KNOB, PoolAddress, timeout_multiplier
+from csctl.pool.settings import PoolAddress, operator_multiplier, timeout_multiplier
 
 IDLE_PROJECTION = [*SIGNIFICANT_ATTRS, "JobStatus", A.CSCTL_IMAGE_TEST]
 # not image-test probes
@@ -34,8 +34,7 @@ def query_ahead(address: PoolAddress) -> LocatedQuery:
     """The idle-jobs query, sent now to the pool's one schedd by a child process that locates
     it itself (csctl/pool/child.py ``query_located``): this process needs neither htcondor2
     nor the validated configuration for it. It waits as long as HTCondorPool's queries do."""
-    operator = next((v for k, v in address.condor_params.items() if k.upper() == TIMEOUT_KNOB), None)
-    multiplier = operator or str(timeout_multiplier(address.timeout))
+    multiplier = operator_multiplier(address.condor_params) or str(timeout_multiplier(address.timeout))
     return query_located(
         address.collector,
         address.schedds,

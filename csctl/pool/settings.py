@@ -52,6 +52,12 @@ def timeout_multiplier(seconds: int) -> int:
     return max(1, math.ceil(seconds / HTCONDOR_TIMEOUT))
 
 
+def operator_multiplier(params: Mapping[str, str]) -> str | None:
+    """The TOOL_TIMEOUT_MULTIPLIER the pool's ``condor_params`` set, if they set one: it
+    wins over ``[pool] timeout``, for queries and drains alike."""
+    return next((value for key, value in params.items() if key.upper() == TIMEOUT_KNOB), None)
+
+
 @contextmanager
 def param_set(htcondor: Any, knob: str, value: str | None) -> Iterator[None]:
     """HTCondor's ``knob`` set to ``value`` (None: HTCondor's default) within the block."""
